@@ -1,0 +1,8 @@
+# NixOS module of root-rotate: `storage.impermanence.*`.
+# Exposed as `nixosModules.default` by ../flake.nix; importable by path too.
+{
+  imports = [
+    ./impermanence.nix
+    ./persistence.nix
+  ];
+}

@@ -1,0 +1,47 @@
+# root-rotate, built by Nix. The flake calls this with pkgs.pkgsStatic so the
+# binary can be copied into either initrd flavour without its libraries.
+# Only Nix CI builds this; see docs/testing.md.
+{
+  lib,
+  rustPlatform,
+  pkg-config,
+  btrfs-progs,
+  # Cargo features, e.g. [ "fault-injection" ] for the crash tests (vm-tests/).
+  features ? [ ],
+  src ? lib.cleanSource ../.,
+}:
+let
+  cargoToml = lib.importTOML (src + "/Cargo.toml");
+in
+rustPlatform.buildRustPackage {
+  pname = "root-rotate";
+  inherit (cargoToml.package) version;
+  inherit src;
+  cargoLock.lockFile = src + "/Cargo.lock";
+
+  buildFeatures = features;
+
+  # bindgenHook sets LIBCLANG_PATH and the clang include flags that the
+  # libbtrfsutil crate's bindgen build needs.
+  nativeBuildInputs = [
+    pkg-config
+    rustPlatform.bindgenHook
+  ];
+  # libbtrfsutil ships with btrfs-progs. libudev is not needed by libbtrfsutil
+  # and does not link statically, so leave it out.
+  buildInputs = [
+    (btrfs-progs.override {
+      udevSupport = false;
+      udev = null;
+    })
+  ];
+
+  # The crate's tests need root and a Btrfs filesystem; the VM tests run them.
+  doCheck = false;
+
+  meta = {
+    description = "Archive the Btrfs root subvolume at boot and prune old archives";
+    mainProgram = "root-rotate";
+    platforms = lib.platforms.linux;
+  };
+}
