@@ -204,11 +204,12 @@ vm_boot() {
 	LOG=$LOGDIR/$SCEN-$name.log
 	t0=$(date +%s.%N)
 	log "boot $name: $cmdline $*"
+	local drive="file=$IMG,format=raw,if=virtio,cache=writeback"
 	local q=(timeout -k 5 "$RR_VM_TIMEOUT" qemu-system-x86_64 -nodefaults -no-user-config
 		-machine "pc,accel=tcg" -m "$RR_VM_MEM" -smp 1 -display none -serial stdio -no-reboot
 		-kernel "$VMLINUZ" -initrd "${BOOT_INITRD:-$INITRD}"
 		-append "console=ttyS0 panic=-1 quiet $cmdline"
-		-drive "file=$IMG,format=raw,if=virtio,cache=writeback" # shellcheck disable=SC2054 "$@")
+		-drive "$drive" "$@")
 	if [ "${RR_VM_CONSOLE:-0}" = 1 ]; then
 		"${q[@]}" </dev/null 2>&1 | tee "$LOG"
 		rc=${PIPESTATUS[0]}
@@ -245,6 +246,12 @@ kmsg_count() {
 }
 rotate_rc() { kmsg_lines | sed -n 's/.*rr-init: rotate end rc=//p' | tail -n 1; }
 rotate_secs() { kmsg_span 'rr-init: rotate begin' 'rr-init: rotate end'; }
+# on_log FILE CMD...: run a parser against another boot's log.
+on_log() {
+	local LOG=$1
+	shift
+	"$@"
+}
 stage2_done() { tr -d '\r' <"$LOG" | grep -q '^rr-stage2: done'; }
 
 # --- assertions and result ---------------------------------------------------
@@ -302,3 +309,54 @@ assert_boot() {
 	check "$n: nothing missing from /persist" eq "$(kv persist-missing)" none
 	check "$n: no root-rotate error lines" eq "$(kmsg_count 3)" 0
 }
+
+# seed_backlog TOTAL DUE NESTED: a history like bench's generated ones.
+# Names in the snippet's format with matching mtimes, so root-rotate (by
+# name) and the snippet (by mtime) find the same DUE archives due; the due
+# ones get the lowest subvolume IDs, so keep-at-least does not interfere.
+seed_backlog() {
+	local total=$1 due=$2 nested=$3 i j age t a
+	for i in $(seq 1 "$total"); do
+		if [ "$i" -le "$due" ]; then
+			age=$(((31 + due - i) * 86400 + 3600))
+		else
+			age=$(((total - i + 1) * 36000))
+		fi
+		t=$(($(date +%s) - age))
+		a=$(date -u -d "@$t" +%Y-%m-%-d_%H:%M:%S)
+		local subs=()
+		for j in $(seq 1 "$nested"); do subs+=("var/lib/machines/m$j"); done
+		seed_archive "$a" "${subs[@]}"
+		touch -d "@$t" "$MNT/@old_roots/$a"
+	done
+}
+
+# paired_boot N: boot N of root-rotate on $IMG and of the snippet baseline
+# on $BASE_IMG, back to back so both see the same machine load. Sets
+# RR_SECS/SN_SECS (rotation time from kmsg) and RR_LOG/SN_LOG.
+paired_boot() {
+	local n=$1
+	vm_boot "rr-boot$n" "rr.boot=$n"
+	# shellcheck disable=SC2034 # read by the callers
+	RR_LOG=$LOG RR_SECS=$(rotate_secs)
+	IMG=$BASE_IMG BOOT_INITRD=$BASE_INITRD vm_boot "snippet-boot$n" "rr.boot=$n rr.rotator=baseline"
+	# shellcheck disable=SC2034
+	SN_LOG=$LOG SN_SECS=$(rotate_secs)
+	LOG=$RR_LOG
+}
+# paired_init TOTAL DUE NESTED: baseline initramfs and a second image, both
+# images seeded alike.
+paired_init() {
+	BASE_INITRD=$T/initrd-baseline.cpio
+	BASE_IMG=$T/disk-baseline.img
+	rr_initramfs "$BASE_INITRD" "$BIN" baseline
+	img_create "$BASE_IMG"
+	local i
+	for i in "$IMG" "$BASE_IMG"; do
+		img_mount "$i"
+		seed_backlog "$@"
+		img_umount
+	done
+}
+# median A B C...
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
