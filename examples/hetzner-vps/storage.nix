@@ -25,8 +25,9 @@
     keepAtLeast = 5;
     onFailure = "continue";
     persistence = {
-      # Auto-detected from the imported module; spelled out for readers.
-      backend = "impermanence";
+      # backend is detected from the imported module: the flake imports
+      # impermanence for hetzner-vps(-scripted), preservation for
+      # hetzner-vps-preservation.
       serverDefaults = true;
       directories = [ "/var/lib/acme" ];
     };
