@@ -176,6 +176,10 @@ img_archives() {
 		fi
 	done | grep -E "$STAMP_RE|$SNIPPET_RE"
 }
+# arch_has / arch_lacks NAME: membership in ARCH (filled from img_archives).
+ARCH=()
+arch_has() { printf '%s\n' "${ARCH[@]}" | grep -qxF "$1"; }
+arch_lacks() { ! arch_has "$1"; }
 # stamp DAYS_AGO [FORMAT]: an archive name N days before the host clock.
 stamp() { date -u -d "-$1 days" "+${2:-%Y-%m-%dT%H:%M:%SZ}"; }
 # seed_archive NAME [NESTED...]: a fake archived root with a file and

@@ -4,6 +4,7 @@
 # btrfs-progs in the initramfs), on images seeded alike: 60 archives x 3
 # nested subvolumes, 30 of them due. Boot 1 prunes the 30; boots 2-3 only
 # rotate. Times come from kmsg timestamps around the rotation in stage 1.
+# shellcheck source=../lib/harness.sh
 . "$(dirname "$0")/../lib/harness.sh"
 scenario_init baseline
 paired_init 60 30 3

@@ -3,6 +3,7 @@
 # /persist/data-N and /var/lib/data/boot-N (persisted). After each boot the
 # earlier /etc files are gone, every persisted file is there, and the
 # archives count up with valid, distinct names.
+# shellcheck source=../lib/harness.sh
 . "$(dirname "$0")/../lib/harness.sh"
 scenario_init persistence
 times=()

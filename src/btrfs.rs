@@ -1,0 +1,321 @@
+//! Everything that touches the kernel: mount, subvolume create / snapshot /
+//! delete, rename-exchange, sync, directory reads. Every error names the
+//! operation and the path. No `unsafe` here either: rustix and libbtrfsutil
+//! carry it.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RenameFlags, CWD};
+use rustix::io::Errno;
+use rustix::mount::{self, MountFlags, UnmountFlags};
+
+use crate::archive::{Entry, EntryKind};
+use crate::error::{Error, Result};
+
+/// Inode number of every subvolume's root directory.
+const SUBVOLUME_INO: u64 = 256;
+const BTRFS_SUPER_MAGIC: i64 = 0x9123_683e;
+/// The primary superblock sits at 64 KiB; its magic at offset 0x40 in it.
+const SUPERBLOCK_MAGIC_OFFSET: u64 = 0x1_0040;
+const SUPERBLOCK_MAGIC: &[u8; 8] = b"_BHRfS_M";
+
+fn ctx(what: &str, path: &Path, err: impl std::fmt::Display) -> Error {
+    Error::Runtime(format!("{what} {}: {err}", path.display()))
+}
+
+fn util(what: &str, path: &Path, err: libbtrfsutil::Error) -> Error {
+    ctx(what, path, Errno::from_raw_os_error(err.errno()))
+}
+
+/// Checks that `device` exists and carries a Btrfs superblock, so that a
+/// wrong `--device` gets a precise message instead of mount's EINVAL.
+pub fn check_device(device: &Path) -> Result<()> {
+    let mut f = File::open(device).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::Runtime(format!("device {} does not exist", device.display()))
+        }
+        _ => ctx("cannot open device", device, e),
+    })?;
+    let mut magic = [0u8; 8];
+    f.seek(SeekFrom::Start(SUPERBLOCK_MAGIC_OFFSET))
+        .and_then(|_| f.read_exact(&mut magic))
+        .map_err(|_| {
+            Error::Runtime(format!(
+                "device {} is not a Btrfs filesystem (too small for a superblock)",
+                device.display()
+            ))
+        })?;
+    if &magic != SUPERBLOCK_MAGIC {
+        return Err(Error::Runtime(format!(
+            "device {} is not a Btrfs filesystem (no Btrfs superblock)",
+            device.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The top-level volume (subvolid=5) mounted for the duration of a command.
+/// Dropping it unmounts, and removes the mount point if we created it.
+pub struct TopLevel {
+    pub path: PathBuf,
+    created_dir: bool,
+    mounted: bool,
+}
+
+impl TopLevel {
+    pub fn mount(device: &Path, mount_point: &Path, read_only: bool) -> Result<TopLevel> {
+        let created_dir = match rfs::mkdirat(CWD, mount_point, Mode::from_raw_mode(0o700)) {
+            Ok(()) => true,
+            Err(Errno::EXIST) => false,
+            Err(e) => return Err(ctx("cannot create mount point", mount_point, e)),
+        };
+        let mut top = TopLevel {
+            path: mount_point.to_owned(),
+            created_dir,
+            mounted: false,
+        };
+        let flags = if read_only {
+            MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV
+        } else {
+            MountFlags::NOSUID | MountFlags::NODEV
+        };
+        let data = CString::new("subvolid=5").expect("no NUL");
+        mount::mount(device, mount_point, "btrfs", flags, Some(data.as_c_str())).map_err(|e| {
+            Error::Runtime(format!(
+                "mounting the top level of {} at {} failed: {e}",
+                device.display(),
+                mount_point.display()
+            ))
+        })?;
+        top.mounted = true;
+        // Canonical form, as /proc/self/mountinfo shows it.
+        top.path = std::fs::canonicalize(mount_point)
+            .map_err(|e| ctx("cannot resolve", mount_point, e))?;
+        Ok(top)
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Unmounts explicitly so that a failure is reported, not swallowed.
+    pub fn unmount(mut self) -> Result<()> {
+        self.mounted = false;
+        mount::unmount(&self.path, UnmountFlags::empty())
+            .map_err(|e| ctx("cannot unmount", &self.path, e))?;
+        if self.created_dir {
+            self.created_dir = false;
+            rfs::unlinkat(CWD, &self.path, AtFlags::REMOVEDIR)
+                .map_err(|e| ctx("cannot remove mount point", &self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TopLevel {
+    fn drop(&mut self) {
+        if self.mounted && mount::unmount(&self.path, UnmountFlags::empty()).is_err() {
+            // Busy: detach lazily rather than leave the boot with a stray mount.
+            let _ = mount::unmount(&self.path, UnmountFlags::DETACH);
+        }
+        if self.created_dir {
+            let _ = rfs::unlinkat(CWD, &self.path, AtFlags::REMOVEDIR);
+        }
+    }
+}
+
+/// What is at `path`, without following symlinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    Missing,
+    Subvolume,
+    Directory,
+    Symlink,
+    Other,
+}
+
+pub fn node(path: &Path) -> Result<Node> {
+    match rfs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW) {
+        Err(Errno::NOENT) => Ok(Node::Missing),
+        Err(e) => Err(ctx("cannot stat", path, e)),
+        Ok(st) => Ok(match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory if st.st_ino == SUBVOLUME_INO => Node::Subvolume,
+            FileType::Directory => Node::Directory,
+            FileType::Symlink => Node::Symlink,
+            _ => Node::Other,
+        }),
+    }
+}
+
+/// Reads the entries of a directory on Btrfs, refusing to follow a symlink.
+pub fn read_entries(dir: &Path) -> Result<Vec<Entry>> {
+    let fd = rfs::openat(
+        CWD,
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ctx("cannot open archive directory", dir, e))?;
+    let statfs = rfs::fstatfs(&fd).map_err(|e| ctx("cannot statfs", dir, e))?;
+    if statfs.f_type as i64 != BTRFS_SUPER_MAGIC {
+        return Err(Error::Runtime(format!("{} is not on Btrfs", dir.display())));
+    }
+    let mut entries = Vec::new();
+    let mut reader = rfs::Dir::read_from(&fd).map_err(|e| ctx("cannot read", dir, e))?;
+    while let Some(item) = reader.read() {
+        let item = item.map_err(|e| ctx("cannot read", dir, e))?;
+        let raw = item.file_name().to_bytes();
+        if raw == b"." || raw == b".." {
+            continue;
+        }
+        let st = rfs::statat(&fd, item.file_name(), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| {
+            ctx(
+                "cannot stat",
+                &dir.join(std::ffi::OsStr::from_bytes(raw)),
+                e,
+            )
+        })?;
+        let path = dir.join(std::ffi::OsStr::from_bytes(raw));
+        let kind = match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory if st.st_ino == SUBVOLUME_INO => EntryKind::Subvolume {
+                id: subvolume_id(&path)?,
+            },
+            FileType::Directory => EntryKind::Directory,
+            FileType::Symlink => EntryKind::Symlink,
+            _ => EntryKind::Other,
+        };
+        let name = std::str::from_utf8(raw).ok().map(str::to_owned);
+        entries.push(Entry {
+            display: String::from_utf8_lossy(raw).escape_debug().to_string(),
+            name,
+            kind,
+        });
+    }
+    Ok(entries)
+}
+
+pub fn subvolume_id(path: &Path) -> Result<u64> {
+    libbtrfsutil::subvolume_id(path).map_err(|e| util("cannot read subvolume ID of", path, e))
+}
+
+/// Every subvolume strictly below the subvolume at `path`, as paths relative to
+/// `path`, deepest first (children before their parents).
+pub fn nested_subvolumes(path: &Path) -> Result<Vec<PathBuf>> {
+    let iter = libbtrfsutil::IterateSubvolume::new(path)
+        .post_order()
+        .iter_with_id()
+        .map_err(|e| util("cannot list subvolumes below", path, e))?;
+    iter.map(|r| {
+        r.map(|(p, _)| p)
+            .map_err(|e| util("cannot list subvolumes below", path, e))
+    })
+    .collect()
+}
+
+/// Creates a blank subvolume. `Ok(false)` when the name already exists.
+pub fn create_subvolume(path: &Path) -> Result<bool> {
+    match libbtrfsutil::create_subvolume(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.errno() == Errno::EXIST.raw_os_error() => Ok(false),
+        Err(e) => Err(util("cannot create subvolume", path, e)),
+    }
+}
+
+/// Creates a writable snapshot, nested subvolumes included. `Ok(false)` when
+/// the name already exists.
+pub fn snapshot(source: &Path, dest: &Path) -> Result<bool> {
+    match libbtrfsutil::CreateSnapshotOptions::new()
+        .recursive(true)
+        .create(source, dest)
+    {
+        Ok(()) => Ok(true),
+        Err(e) if e.errno() == Errno::EXIST.raw_os_error() => Ok(false),
+        Err(e) => Err(Error::Runtime(format!(
+            "cannot snapshot {} to {}: {}",
+            source.display(),
+            dest.display(),
+            Errno::from_raw_os_error(e.errno())
+        ))),
+    }
+}
+
+/// Swaps two names atomically: there is never a moment where either is missing.
+pub fn exchange(a: &Path, b: &Path) -> Result<()> {
+    rfs::renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(|e| {
+        Error::Runtime(format!(
+            "cannot exchange {} and {}: {e}",
+            a.display(),
+            b.display()
+        ))
+    })
+}
+
+/// Renames, failing with EEXIST instead of replacing or nesting.
+pub fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    rfs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE).map_err(|e| {
+        Error::Runtime(format!(
+            "cannot rename {} to {}: {e}",
+            from.display(),
+            to.display()
+        ))
+    })
+}
+
+pub fn is_read_only(path: &Path) -> Result<bool> {
+    libbtrfsutil::subvolume_read_only(path).map_err(|e| util("cannot read flags of", path, e))
+}
+
+pub fn set_writable(path: &Path) -> Result<()> {
+    libbtrfsutil::set_subvolume_read_only(path, false)
+        .map_err(|e| util("cannot clear read-only flag of", path, e))
+}
+
+/// Unlinks one subvolume (not recursive). The space is freed later by the
+/// btrfs cleaner; we do not wait for it.
+pub fn delete_subvolume(path: &Path) -> Result<()> {
+    libbtrfsutil::delete_subvolume(path).map_err(|e| util("cannot delete subvolume", path, e))
+}
+
+/// Commits the current transaction, making renames and creations durable.
+pub fn sync(path: &Path) -> Result<()> {
+    let fd = rfs::openat(
+        CWD,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ctx("cannot open", path, e))?;
+    rfs::syncfs(&fd).map_err(|e| ctx("cannot commit (syncfs)", path, e))
+}
+
+/// Writes a small file and makes it durable before returning.
+pub fn write_durably(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    let mut f = File::create(path).map_err(|e| ctx("cannot create", path, e))?;
+    f.write_all(contents.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| ctx("cannot write", path, e))
+}
+
+/// Reads a small file; `Ok(None)` when it does not exist.
+pub fn read_small(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ctx("cannot read", path, e)),
+    }
+}
+
+pub fn remove_file(path: &Path) -> Result<()> {
+    rfs::unlinkat(CWD, path, AtFlags::empty()).map_err(|e| ctx("cannot remove", path, e))
+}
+
+/// The mount table, for the "never delete what is mounted" rule and `diff`.
+pub fn mountinfo() -> Result<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| ctx("cannot read", Path::new("/proc/self/mountinfo"), e))
+}

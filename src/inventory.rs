@@ -1,0 +1,50 @@
+//! Reads the archive directory and the mount table, and classifies what it
+//! finds (the "read the filesystem" step every command starts with).
+
+use std::path::Path;
+
+use crate::archive::{self, Classified};
+use crate::btrfs::{self, Node, TopLevel};
+use crate::error::{Error, Result};
+use crate::mountinfo;
+
+/// The state of the archive directory at the top level.
+pub fn archive_dir_node(top: &TopLevel, archive: &str) -> Result<Node> {
+    let path = top.join(archive);
+    match btrfs::node(&path)? {
+        n @ (Node::Missing | Node::Subvolume | Node::Directory) => Ok(n),
+        Node::Symlink => Err(Error::Runtime(format!(
+            "archive directory {} is a symlink; refusing to follow it",
+            path.display()
+        ))),
+        Node::Other => Err(Error::Runtime(format!(
+            "archive directory {} is not a directory",
+            path.display()
+        ))),
+    }
+}
+
+/// Classifies the entries of the archive directory; logs each foreign entry
+/// once. A missing directory has no archives.
+pub fn scan(top: &TopLevel, archive: &str) -> Result<Classified> {
+    if archive_dir_node(top, archive)? == Node::Missing {
+        return Ok(Classified::default());
+    }
+    let entries = btrfs::read_entries(&top.join(archive))?;
+    let mounts = mountinfo::parse(&btrfs::mountinfo()?);
+    let busy = mountinfo::busy_paths(&mounts, &top.path.to_string_lossy());
+    let classified = archive::classify(archive, entries, &busy);
+    for f in &classified.foreign {
+        log::warn!(
+            "leaving foreign entry {archive}/{} alone: {}",
+            f.name,
+            f.why
+        );
+    }
+    Ok(classified)
+}
+
+/// Number of subvolumes nested (at any depth) inside an archive.
+pub fn nested_count(top: &TopLevel, archive: &str, name: &str) -> Result<usize> {
+    Ok(btrfs::nested_subvolumes(&Path::new(&top.join(archive)).join(name))?.len())
+}
