@@ -269,6 +269,7 @@ check() { # check DESCRIPTION COMMAND...
 		FAILS+=("$what")
 	fi
 }
+not() { ! "$@"; }
 eq() { [ "$1" = "$2" ] || { log "  got '$1', want '$2'"; return 1; }; }
 # result SUMMARY: the scenario's single result line; exit status follows.
 result() {
