@@ -160,6 +160,16 @@ in
     expected = [ 0 0 0 0 ];
   };
 
+  # Stage-1 templating would reject the rendered hook; we say so at eval time.
+  testAssertAtWordInHook = {
+    expr = failed (hostWith [
+      { fileSystems."/".device = lib.mkForce "/dev/disk/by-label/@x@"; }
+    ]);
+    expected = [
+      "storage.impermanence: set rootSubvolume/archiveSubvolume/device without at-sign-delimited words; scripted stage 1 rejects them."
+    ];
+  };
+
   testFlagsFromOptions = {
     expr =
       let
