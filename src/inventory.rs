@@ -1,11 +1,11 @@
 //! Reads the archive directory and the mount table, and classifies what it
 //! finds (the "read the filesystem" step every command starts with).
 
-use std::path::Path;
 
 use crate::archive::{self, Classified};
 use crate::btrfs::{self, Node, TopLevel};
 use crate::error::{Error, Result};
+use crate::kmsg::Batch;
 use crate::mountinfo;
 
 /// The state of the archive directory at the top level.
@@ -34,17 +34,18 @@ pub fn scan(top: &TopLevel, archive: &str) -> Result<Classified> {
     let mounts = mountinfo::parse(&btrfs::mountinfo()?);
     let busy = mountinfo::busy_paths(&mounts, &top.path.to_string_lossy());
     let classified = archive::classify(archive, entries, &busy);
+    let mut warning = Batch::new(
+        log::Level::Warn,
+        format!("leaving foreign entries in {archive} alone:"),
+    );
     for f in &classified.foreign {
-        log::warn!(
-            "leaving foreign entry {archive}/{} alone: {}",
-            f.name,
-            f.why
-        );
+        warning.add(format!("{} ({});", f.name, f.why));
     }
+    warning.flush();
     Ok(classified)
 }
 
 /// Number of subvolumes nested (at any depth) inside an archive.
 pub fn nested_count(top: &TopLevel, archive: &str, name: &str) -> Result<usize> {
-    Ok(btrfs::nested_subvolumes(&Path::new(&top.join(archive)).join(name))?.len())
+    Ok(btrfs::nested_subvolumes(&top.join(archive).join(name))?.len())
 }

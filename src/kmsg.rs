@@ -94,3 +94,38 @@ pub fn init() {
         log::set_max_level(LevelFilter::Info);
     }
 }
+
+/// Collects names into as few kmsg lines as possible: kmsg keeps only about
+/// ten lines per five seconds from one writer, and one record holds ~1 KiB.
+pub struct Batch {
+    level: log::Level,
+    head: String,
+    line: String,
+}
+
+impl Batch {
+    const MAX_LINE: usize = 900;
+
+    pub fn new(level: log::Level, head: String) -> Self {
+        Batch {
+            level,
+            line: head.clone(),
+            head,
+        }
+    }
+
+    pub fn add(&mut self, item: String) {
+        if self.line.len() + item.len() + 1 > Self::MAX_LINE {
+            self.flush();
+        }
+        self.line.push(' ');
+        self.line.push_str(&item);
+    }
+
+    pub fn flush(&mut self) {
+        if self.line.len() > self.head.len() {
+            log::log!(self.level, "{}", self.line);
+        }
+        self.line.clone_from(&self.head);
+    }
+}

@@ -8,6 +8,7 @@ use crate::archive::Archive;
 use crate::btrfs;
 use crate::error::Result;
 use crate::fault;
+use crate::kmsg::Batch;
 use crate::policy::{self, Budget, Candidate, ClockProblem, Decision, Retention};
 
 #[derive(Debug, Default)]
@@ -64,7 +65,10 @@ pub fn execute(
         return report;
     }
     let mut budget = Budget::new(limit);
-    let mut deleted_log = Batch::new(format!("deleted from {}:", archive_dir.display()));
+    let mut deleted_log = Batch::new(
+        log::Level::Info,
+        format!("deleted from {}:", archive_dir.display()),
+    );
     for (n, &i) in plan.order.iter().enumerate() {
         let a = &plan.archives[i];
         let path = archive_dir.join(&a.name);
@@ -150,37 +154,4 @@ fn delete_tree(path: &Path, nested: &[PathBuf]) -> Result<usize> {
     }
     btrfs::delete_subvolume(path)?;
     Ok(cleared)
-}
-
-/// Collects names into as few kmsg lines as possible: kmsg keeps only about
-/// ten lines per five seconds from one writer, and one record holds ~1 KiB.
-struct Batch {
-    head: String,
-    line: String,
-}
-
-impl Batch {
-    const MAX_LINE: usize = 900;
-
-    fn new(head: String) -> Self {
-        Batch {
-            line: head.clone(),
-            head,
-        }
-    }
-
-    fn add(&mut self, item: String) {
-        if self.line.len() + item.len() + 1 > Self::MAX_LINE {
-            self.flush();
-        }
-        self.line.push(' ');
-        self.line.push_str(&item);
-    }
-
-    fn flush(&mut self) {
-        if self.line.len() > self.head.len() {
-            log::info!("{}", self.line);
-        }
-        self.line.clone_from(&self.head);
-    }
 }
