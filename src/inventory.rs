@@ -1,7 +1,6 @@
 //! Reads the archive directory and the mount table, and classifies what it
 //! finds (the "read the filesystem" step every command starts with).
 
-
 use crate::archive::{self, Classified};
 use crate::btrfs::{self, Node, TopLevel};
 use crate::error::{Error, Result};
