@@ -726,6 +726,19 @@ pub fn parse_rfc3339_utc(s: &str) -> Option<i64> {
     }
 }
 
+/// How often `name` occurs in `text` as a whole name: not followed by a
+/// character that could continue it (`-0002`, more digits, letters).
+pub fn mentions(text: &str, name: &str) -> usize {
+    text.match_indices(name)
+        .filter(|(i, _)| {
+            let before = text[..*i].chars().next_back();
+            let after = text[i + name.len()..].chars().next();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_')
+                && !after.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        })
+        .count()
+}
+
 /// Parses `... pruned N (deferred D, skipped S, failed F) ...` or
 /// `prune: deleted N, deferred D, skipped S, failed F ...` from the summary.
 pub fn summary_numbers(stderr: &str) -> (usize, usize, usize, usize) {
