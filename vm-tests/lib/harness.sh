@@ -198,32 +198,60 @@ seed_archive() {
 
 # --- booting ----------------------------------------------------------------
 
-# vm_boot NAME CMDLINE [QEMU ARGS...]: one boot of $IMG with $INITRD, console
-# to $LOGDIR/$SCEN-NAME.log (path in $LOG). Returns qemu's status; 124 means
-# the boot hung past RR_VM_TIMEOUT and was killed. RR_VM_CONSOLE=1 also
-# shows the console live.
+# qemu_argv CMDLINE [QEMU ARGS...]: the qemu command line, in QARGS.
+# TCG only (no KVM here), one vCPU, no network, console on stdio.
+qemu_argv() {
+	local cmdline=$1 drive="file=$IMG,format=raw,if=virtio,cache=writeback"
+	shift
+	QARGS=(qemu-system-x86_64 -nodefaults -no-user-config -machine "pc,accel=tcg"
+		-m "$RR_VM_MEM" -smp 1 -display none -serial stdio -no-reboot
+		-kernel "$VMLINUZ" -initrd "${BOOT_INITRD:-$INITRD}"
+		-append "console=ttyS0 panic=-1 quiet $cmdline" -drive "$drive" "$@")
+}
+
+# vm_boot NAME CMDLINE [QEMU ARGS...]: one boot of $IMG with $INITRD (or
+# $BOOT_INITRD), console to $LOGDIR/$SCEN-NAME.log (path in $LOG). Returns
+# qemu's status; 124 means the boot hung past RR_VM_TIMEOUT and was killed.
+# RR_VM_CONSOLE=1 also shows the console live.
 vm_boot() {
-	local name=$1 cmdline=$2 t0
-	shift 2
+	local name=$1 t0 rc
+	shift
 	LOG=$LOGDIR/$SCEN-$name.log
 	t0=$(date +%s.%N)
-	log "boot $name: $cmdline $*"
-	local drive="file=$IMG,format=raw,if=virtio,cache=writeback"
-	local q=(timeout -k 5 "$RR_VM_TIMEOUT" qemu-system-x86_64 -nodefaults -no-user-config
-		-machine "pc,accel=tcg" -m "$RR_VM_MEM" -smp 1 -display none -serial stdio -no-reboot
-		-kernel "$VMLINUZ" -initrd "${BOOT_INITRD:-$INITRD}"
-		-append "console=ttyS0 panic=-1 quiet $cmdline"
-		-drive "$drive" "$@")
+	log "boot $name: $*"
+	qemu_argv "$@"
 	if [ "${RR_VM_CONSOLE:-0}" = 1 ]; then
-		"${q[@]}" </dev/null 2>&1 | tee "$LOG"
+		timeout -k 5 "$RR_VM_TIMEOUT" "${QARGS[@]}" </dev/null 2>&1 | tee "$LOG" >&2
 		rc=${PIPESTATUS[0]}
 	else
-		"${q[@]}" </dev/null >"$LOG" 2>&1
+		timeout -k 5 "$RR_VM_TIMEOUT" "${QARGS[@]}" </dev/null >"$LOG" 2>&1
 		rc=$?
 	fi
 	BOOT_SECS=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 	log "boot $name: qemu exit $rc after ${BOOT_SECS}s"
 	return "$rc"
+}
+
+# vm_boot_kill NAME PATTERN DELAY CMDLINE [QEMU ARGS...]: like vm_boot, but
+# SIGKILL qemu DELAY seconds after PATTERN shows on the console: the power
+# cut that a fault-injection point cannot model (any instruction, any I/O).
+vm_boot_kill() {
+	local name=$1 pat=$2 delay=$3 pid i=0
+	shift 3
+	LOG=$LOGDIR/$SCEN-$name.log
+	log "boot $name (kill ${delay}s after '$pat'): $*"
+	qemu_argv "$@"
+	"${QARGS[@]}" </dev/null >"$LOG" 2>&1 &
+	pid=$!
+	until grep -q "$pat" "$LOG" 2>/dev/null; do
+		sleep 0.02
+		i=$((i + 1))
+		if [ $i -gt 6000 ] || ! kill -0 "$pid" 2>/dev/null; then break; fi
+	done
+	sleep "$delay"
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	echo "rr-host: qemu killed" >>"$LOG"
 }
 
 # Console parsers; they read the log of the last boot, $LOG.
@@ -313,6 +341,14 @@ assert_boot() {
 	check "$n: /etc/boot-* at start" eq "$(kv etc)" "${2:-none}"
 	check "$n: nothing missing from /persist" eq "$(kv persist-missing)" none
 	check "$n: no root-rotate error lines" eq "$(kmsg_count 3)" 0
+}
+
+# renew_root: recreate the (blank) live root after seeding archives. An
+# archive keeps the subvolume ID its root got when created, and keep-at-least
+# goes by ID; on a real machine the live root is always newer than every
+# archive, so make it so here too.
+renew_root() {
+	btrfs -q subvolume delete "$MNT/@root" >/dev/null && btrfs -q subvolume create "$MNT/@root" >/dev/null
 }
 
 # seed_backlog TOTAL DUE NESTED: a history like bench's generated ones.

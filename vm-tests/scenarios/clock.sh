@@ -8,6 +8,10 @@ scenario_init clock
 img_mount "$IMG"
 seeds=("$(stamp 50)" "$(stamp 45)" "$(stamp 40)" "$(stamp 35)")
 for a in "${seeds[@]}"; do seed_archive "$a"; done
+# An archive's subvolume ID is that of the root when it was created. Recreate
+# the live root after the seeds so that the archive boot 1 makes (stamped
+# 1970) is newer by ID than all seeds but older by stamp: boot 2 must keep it.
+renew_root
 img_umount
 
 vm_boot boot1-1970 "rr.boot=1" -rtc base=1970-01-01

@@ -7,8 +7,8 @@
 scenario_init retention
 img_mount "$IMG"
 # Creation order sets subvolume IDs: the 40-day one is created last, so it
-# is among the 3 most recently archived (with the new one and the 10-day
-# one) and must survive although due.
+# is among the 3 most recently archived (with the live root, renewed below,
+# and the 10-day one) and must survive although due.
 a60=$(stamp 60) a45=$(stamp 45) a35=$(stamp 35 %Y-%m-%-d_%H:%M:%S) a20=$(stamp 20) a10=$(stamp 10) a40=$(stamp 40)
 seed_archive "$a60"
 seed_archive "$a45" var/lib/machines/c1
@@ -24,6 +24,7 @@ link=$(stamp 55)
 ln -s ../@persist "$MNT/@old_roots/$link"
 btrfs -q subvolume create "$MNT/@old_roots/manual-backup" >/dev/null
 echo keep >"$MNT/@persist/precious"
+renew_root
 img_umount
 
 vm_boot boot1 "rr.boot=1"
