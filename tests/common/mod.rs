@@ -109,19 +109,26 @@ impl Run {
         self
     }
 
-    /// Asserts the exit code and that stderr is exactly one `root-rotate:` line.
+    /// Asserts the exit code and that the error is exactly one line: every
+    /// stderr line is a `root-rotate:` line (no continuation lines); a usage
+    /// error (2) is the only line; a runtime error (1) is exactly one
+    /// `root-rotate: error:` line (warnings logged before it are fine).
     pub fn fails_with(self, code: i32) -> Run {
         assert_eq!(self.code, code, "wrong exit code: {self:#?}");
         let lines = self.lines();
-        assert_eq!(
-            lines.len(),
-            1,
-            "an error must be exactly one line on stderr, got {lines:#?}"
-        );
         assert!(
-            lines[0].starts_with("root-rotate: "),
-            "error line lacks the prefix: {lines:?}"
+            lines.iter().all(|l| l.starts_with("root-rotate: ")),
+            "an error must be one line on stderr, got {lines:#?}"
         );
+        if code == 2 {
+            assert_eq!(lines.len(), 1, "usage error: one line only, got {lines:#?}");
+        } else {
+            assert_eq!(
+                self.errors().len(),
+                1,
+                "runtime error: exactly one error line, got {lines:#?}"
+            );
+        }
         self
     }
 
