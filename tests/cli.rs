@@ -94,20 +94,38 @@ fn assert_usage_error(test: &str, args: &[&str]) {
 fn unknown_flag_is_a_usage_error_and_touches_nothing() {
     assert_usage_error(
         "usage_unknown_flag",
-        &["rotate", "--device", "{dev}", "--mount-point", "{mnt}", "--bogus"],
+        &[
+            "rotate",
+            "--device",
+            "{dev}",
+            "--mount-point",
+            "{mnt}",
+            "--bogus",
+        ],
     );
 }
 
 #[test]
 fn missing_device_flag_is_a_usage_error_and_touches_nothing() {
-    assert_usage_error("usage_missing_device", &["rotate", "--mount-point", "{mnt}"]);
+    assert_usage_error(
+        "usage_missing_device",
+        &["rotate", "--mount-point", "{mnt}"],
+    );
 }
 
 #[test]
 fn root_name_with_a_slash_is_a_usage_error_and_touches_nothing() {
     assert_usage_error(
         "usage_root_slash",
-        &["rotate", "--device", "{dev}", "--mount-point", "{mnt}", "--root", "a/b"],
+        &[
+            "rotate",
+            "--device",
+            "{dev}",
+            "--mount-point",
+            "{mnt}",
+            "--root",
+            "a/b",
+        ],
     );
 }
 
@@ -116,17 +134,38 @@ fn archive_name_dot_dot_is_a_usage_error_and_touches_nothing() {
     for cmd in ["rotate", "prune", "list"] {
         assert_usage_error(
             "usage_archive_dotdot",
-            &[cmd, "--device", "{dev}", "--mount-point", "{mnt}", "--archive", ".."],
+            &[
+                cmd,
+                "--device",
+                "{dev}",
+                "--mount-point",
+                "{mnt}",
+                "--archive",
+                "..",
+            ],
         );
     }
 }
 
 #[test]
 fn empty_or_dot_names_are_usage_errors() {
-    for (flag, value) in [("--root", ""), ("--root", "."), ("--archive", "/abs"), ("--archive", "")] {
+    for (flag, value) in [
+        ("--root", ""),
+        ("--root", "."),
+        ("--archive", "/abs"),
+        ("--archive", ""),
+    ] {
         assert_usage_error(
             "usage_empty_names",
-            &["rotate", "--device", "{dev}", "--mount-point", "{mnt}", flag, value],
+            &[
+                "rotate",
+                "--device",
+                "{dev}",
+                "--mount-point",
+                "{mnt}",
+                flag,
+                value,
+            ],
         );
     }
 }
@@ -136,7 +175,15 @@ fn rollback_to_a_path_is_a_usage_error_and_touches_nothing() {
     for to in ["../x", "a/b", ".."] {
         assert_usage_error(
             "usage_rollback_to_path",
-            &["rollback", "--device", "{dev}", "--mount-point", "{mnt}", "--to", to],
+            &[
+                "rollback",
+                "--device",
+                "{dev}",
+                "--mount-point",
+                "{mnt}",
+                "--to",
+                to,
+            ],
         );
     }
 }
@@ -146,8 +193,14 @@ fn rollback_with_both_to_and_latest_is_a_usage_error() {
     assert_usage_error(
         "usage_rollback_both",
         &[
-            "rollback", "--device", "{dev}", "--mount-point", "{mnt}", "--to",
-            "2026-01-01T00:00:00Z", "--latest",
+            "rollback",
+            "--device",
+            "{dev}",
+            "--mount-point",
+            "{mnt}",
+            "--to",
+            "2026-01-01T00:00:00Z",
+            "--latest",
         ],
     );
 }
@@ -169,10 +222,22 @@ fn no_command_is_a_usage_error() {
 
 #[test]
 fn malformed_numbers_are_usage_errors() {
-    for (flag, value) in [("--keep-days", "abc"), ("--keep-at-least", "-1"), ("--budget-ms", "1.5")] {
+    for (flag, value) in [
+        ("--keep-days", "abc"),
+        ("--keep-at-least", "-1"),
+        ("--budget-ms", "1.5"),
+    ] {
         assert_usage_error(
             "usage_bad_numbers",
-            &["rotate", "--device", "{dev}", "--mount-point", "{mnt}", flag, value],
+            &[
+                "rotate",
+                "--device",
+                "{dev}",
+                "--mount-point",
+                "{mnt}",
+                flag,
+                value,
+            ],
         );
     }
 }
@@ -182,8 +247,15 @@ fn same_root_and_archive_name_is_a_usage_error() {
     assert_usage_error(
         "usage_root_eq_archive",
         &[
-            "rotate", "--device", "{dev}", "--mount-point", "{mnt}", "--root", "x",
-            "--archive", "x",
+            "rotate",
+            "--device",
+            "{dev}",
+            "--mount-point",
+            "{mnt}",
+            "--root",
+            "x",
+            "--archive",
+            "x",
         ],
     );
 }
@@ -192,7 +264,13 @@ fn same_root_and_archive_name_is_a_usage_error() {
 fn relative_mount_point_is_a_usage_error() {
     assert_usage_error(
         "usage_relative_mount_point",
-        &["rotate", "--device", "{dev}", "--mount-point", "relative/mnt"],
+        &[
+            "rotate",
+            "--device",
+            "{dev}",
+            "--mount-point",
+            "relative/mnt",
+        ],
     );
 }
 
@@ -200,7 +278,14 @@ fn relative_mount_point_is_a_usage_error() {
 fn stray_positional_argument_is_a_usage_error() {
     assert_usage_error(
         "usage_positional",
-        &["rotate", "--device", "{dev}", "--mount-point", "{mnt}", "extra"],
+        &[
+            "rotate",
+            "--device",
+            "{dev}",
+            "--mount-point",
+            "{mnt}",
+            "extra",
+        ],
     );
 }
 
@@ -265,7 +350,10 @@ fn a_missing_device_exits_1_with_one_line_and_creates_no_mount_point() {
             mnt.to_str().unwrap(),
         ])
         .fails_with(1);
-        assert!(run.stderr_has("no-such-device"), "names the device: {run:#?}");
+        assert!(
+            run.stderr_has("no-such-device"),
+            "names the device: {run:#?}"
+        );
         assert!(!mnt.exists(), "mount point created for a missing device");
     }
     let run = rr_raw(&[
@@ -291,8 +379,14 @@ fn assert_not_btrfs(test: &str, size: u64, init: impl FnOnce(&std::path::Path)) 
     let mnt = s.dir.join("mnt");
     let before = common::sh("sha256sum", &[s.dir.join("disk.img").to_str().unwrap()]);
     for cmd in ["rotate", "prune", "list"] {
-        let run = rr_raw(&[cmd, "--device", &dev, "--mount-point", mnt.to_str().unwrap()])
-            .fails_with(1);
+        let run = rr_raw(&[
+            cmd,
+            "--device",
+            &dev,
+            "--mount-point",
+            mnt.to_str().unwrap(),
+        ])
+        .fails_with(1);
         assert!(run.stderr_has(&dev), "names the device: {run:#?}");
         assert!(run.stderr_has("Btrfs"), "says what is wrong: {run:#?}");
         assert!(!mnt.exists(), "mount point created");

@@ -23,7 +23,10 @@ fn live_system(test: &str) -> Option<(Fixture, PathBuf)> {
     std::fs::create_dir_all(live.join("etc/ssh")).unwrap();
     fx.bind(&fx.path("@persist/etc/ssh"), &live.join("etc/ssh"));
     std::fs::create_dir_all(live.join("var/lib/keep")).unwrap();
-    fx.bind(&fx.path("@persist/var/lib/keep"), &live.join("var/lib/keep"));
+    fx.bind(
+        &fx.path("@persist/var/lib/keep"),
+        &live.join("var/lib/keep"),
+    );
     std::fs::write(live.join("etc/hostname"), "box\n").unwrap();
     std::fs::create_dir_all(live.join("var/log")).unwrap();
     std::fs::write(live.join("var/log/boot.log"), "12345").unwrap();
@@ -69,8 +72,14 @@ fn diff(path: &Path, json: bool) -> common::Run {
 }
 
 fn assert_no_persisted(out: &str) {
-    assert!(!out.contains("ssh_host_ed25519_key"), "bind-mounted file listed:\n{out}");
-    assert!(!out.contains("shadowed"), "file under a mount point listed:\n{out}");
+    assert!(
+        !out.contains("ssh_host_ed25519_key"),
+        "bind-mounted file listed:\n{out}"
+    );
+    assert!(
+        !out.contains("shadowed"),
+        "file under a mount point listed:\n{out}"
+    );
     assert!(!out.contains("keep/db"), "bind-mounted file listed:\n{out}");
 }
 

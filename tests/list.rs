@@ -50,7 +50,11 @@ fn list_json_reports_name_time_id_format_nested_and_keep() {
             assert!(o.get(field).is_some(), "{field} missing in {o}");
         }
         let time = o["time"].as_str().expect("time is a string");
-        assert_eq!(parse_rfc3339_utc(time), Some(epoch), "time {time} of {name}");
+        assert_eq!(
+            parse_rfc3339_utc(time),
+            Some(epoch),
+            "time {time} of {name}"
+        );
         assert_eq!(
             o["id"].as_u64(),
             Some(fx.subvol_id(&format!("@old_roots/{name}"))),

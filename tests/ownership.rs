@@ -28,18 +28,27 @@ fn plain_directory_archive_dir_deletes_only_the_due_archive_not_persist_or_nix()
     fx.rr("rotate", &["--keep-at-least", "1"]).ok();
 
     let paths = fx.subvolume_paths();
-    assert!(paths.contains(&"@persist".to_owned()), "@persist gone: {paths:?}");
+    assert!(
+        paths.contains(&"@persist".to_owned()),
+        "@persist gone: {paths:?}"
+    );
     assert!(paths.contains(&"@nix".to_owned()), "@nix gone: {paths:?}");
     assert_eq!(fx.read("@persist/etc/ssh/key").as_deref(), Some("secret"));
     assert_eq!(fx.read("@nix/store/x").as_deref(), Some("store"));
-    assert!(!fx.exists(&format!("@old_roots/{due}")), "the due archive stays");
+    assert!(
+        !fx.exists(&format!("@old_roots/{due}")),
+        "the due archive stays"
+    );
     let archives = fx.archives();
     assert_eq!(archives.len(), 1, "only this boot's archive: {archives:?}");
     assert_eq!(
         fx.read(&format!("@old_roots/{}/f", archives[0])).as_deref(),
         Some("live")
     );
-    assert!(!fx.is_subvolume("@old_roots"), "the plain directory stays plain");
+    assert!(
+        !fx.is_subvolume("@old_roots"),
+        "the plain directory stays plain"
+    );
     fx.assert_blank_writable_root("@root");
 }
 
@@ -86,7 +95,10 @@ fn foreign_entries_are_left_alone_and_warned_about_once_each() {
     let run = fx.rr("prune", &["--keep-at-least", "0"]).ok();
 
     assert_eq!(fx.state(), before, "a foreign entry was touched");
-    assert_eq!(fx.read("@persist/etc/ssh/ssh_host_key").as_deref(), Some("secret\n"));
+    assert_eq!(
+        fx.read("@persist/etc/ssh/ssh_host_key").as_deref(),
+        Some("secret\n")
+    );
     let warnings = run.warnings().join("\n");
     for name in [
         subvol_foreign,
@@ -138,10 +150,19 @@ fn snippet_format_names_are_managed() {
         fx.subvol(&format!("@old_roots/{n}"));
     }
     let run = fx.rr("prune", &["--keep-at-least", "0"]).ok();
-    assert!(run.warnings().is_empty(), "snippet names are not foreign: {run:#?}");
-    assert!(!fx.exists(&format!("@old_roots/{due}")), "due snippet archive kept");
+    assert!(
+        run.warnings().is_empty(),
+        "snippet names are not foreign: {run:#?}"
+    );
+    assert!(
+        !fx.exists(&format!("@old_roots/{due}")),
+        "due snippet archive kept"
+    );
     assert!(!fx.exists(&format!("@old_roots/{single_digit_day}")));
-    assert!(fx.is_subvolume(&format!("@old_roots/{young}")), "young one deleted");
+    assert!(
+        fx.is_subvolume(&format!("@old_roots/{young}")),
+        "young one deleted"
+    );
 }
 
 #[test]
@@ -157,12 +178,18 @@ fn a_due_archive_mounted_elsewhere_is_skipped_with_a_warning() {
 
     let run = fx.rr("prune", &["--keep-at-least", "0"]).ok();
 
-    assert!(fx.is_subvolume(&format!("@old_roots/{busy}")), "mounted archive deleted");
+    assert!(
+        fx.is_subvolume(&format!("@old_roots/{busy}")),
+        "mounted archive deleted"
+    );
     assert_eq!(
         std::fs::read_to_string(at.join("f")).as_deref().ok(),
         Some("in use")
     );
-    assert!(!fx.exists(&format!("@old_roots/{other}")), "the free one stays");
+    assert!(
+        !fx.exists(&format!("@old_roots/{other}")),
+        "the free one stays"
+    );
     assert!(
         run.warnings()
             .iter()
@@ -183,10 +210,7 @@ fn a_due_archive_with_something_mounted_inside_is_skipped() {
     let run = fx.rr("prune", &["--keep-at-least", "0"]).ok();
     assert!(fx.is_subvolume(&format!("@old_roots/{busy}")));
     assert!(common::is_mount_point(&inside));
-    assert!(
-        run.warnings().iter().any(|w| w.contains(&busy)),
-        "{run:#?}"
-    );
+    assert!(run.warnings().iter().any(|w| w.contains(&busy)), "{run:#?}");
 }
 
 #[test]

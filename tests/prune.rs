@@ -23,7 +23,11 @@ fn with_archives(test: &str, names: &[String]) -> Option<Fixture> {
 #[test]
 fn prune_deletes_archives_older_than_keep_days_by_stamp() {
     let t = now();
-    let old = [stamp(t - 31 * DAY), stamp(t - 100 * DAY), stamp(t - 400 * DAY)];
+    let old = [
+        stamp(t - 31 * DAY),
+        stamp(t - 100 * DAY),
+        stamp(t - 400 * DAY),
+    ];
     let young = [stamp(t - 29 * DAY), stamp(t - DAY), stamp(t - 60)];
     let all: Vec<String> = [&old[..], &young[..]].concat();
     let Some(fx) = with_archives("prune_keep_days", &all) else {
@@ -36,7 +40,11 @@ fn prune_deletes_archives_older_than_keep_days_by_stamp() {
     expected.sort();
     assert_eq!(fx.archives(), expected);
     let (deleted, deferred, skipped, failed) = summary_numbers(&run.stderr);
-    assert_eq!((deleted, deferred, skipped, failed), (3, 0, 0, 0), "{run:#?}");
+    assert_eq!(
+        (deleted, deferred, skipped, failed),
+        (3, 0, 0, 0),
+        "{run:#?}"
+    );
     // A different --keep-days moves the line.
     fx.rr("prune", &["--keep-days", "2", "--keep-at-least", "0"])
         .ok();
@@ -130,7 +138,10 @@ fn no_pruning_when_the_most_recent_archive_is_stamped_in_the_future() {
         warnings.contains("not pruning") && warnings.contains("clock"),
         "the warning must say why: {run:#?}"
     );
-    assert!(warnings.contains(&future[..10]), "names the stamp: {warnings}");
+    assert!(
+        warnings.contains(&future[..10]),
+        "names the stamp: {warnings}"
+    );
 
     // rotate still rotates, but does not prune either.
     let run = fx.rr("rotate", &["--keep-at-least", "0"]).ok();
@@ -171,7 +182,9 @@ fn prune_deletes_nested_subvolumes_at_any_depth() {
     let run = fx.rr("prune", &["--keep-at-least", "0"]).ok();
     assert!(!fx.exists(&a));
     assert!(
-        !fx.subvolume_paths().iter().any(|p| p.starts_with("@old_roots/")),
+        !fx.subvolume_paths()
+            .iter()
+            .any(|p| p.starts_with("@old_roots/")),
         "{:?}",
         fx.subvolume_paths()
     );
@@ -259,7 +272,10 @@ fn check_budget_run(fx: &Fixture, names: &[String], budget: &str) {
     );
     // Some due archives remain for later, and the log says why.
     let remaining = fx.archives().len() - 1;
-    assert!(remaining > 0, "nothing was deferred with a {budget} ms budget");
+    assert!(
+        remaining > 0,
+        "nothing was deferred with a {budget} ms budget"
+    );
     let (deleted, deferred, _, failed) = summary_numbers(&run.stderr);
     assert_eq!(failed, 0);
     assert_eq!(deleted + remaining, names.len(), "{run:#?}");

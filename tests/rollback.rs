@@ -24,7 +24,10 @@ fn booted(test: &str) -> Option<(Fixture, String, String)> {
     let archives = fx.archives();
     assert_eq!(archives.len(), 2);
     let (old, previous) = (archives[0].clone(), archives[1].clone());
-    assert_eq!(fx.read(&format!("@old_roots/{old}/state")).as_deref(), Some("old"));
+    assert_eq!(
+        fx.read(&format!("@old_roots/{old}/state")).as_deref(),
+        Some("old")
+    );
     assert_eq!(
         fx.read(&format!("@old_roots/{previous}/state")).as_deref(),
         Some("previous")
@@ -51,7 +54,11 @@ fn rollback_latest_then_rotate_keeps_the_root_once_then_rotate_wipes() {
     let run = fx.rr("rollback", &["--latest"]).ok();
 
     // The root now holds the archive's files, nested subvolume included.
-    assert_eq!(fx.read("@root/state").as_deref(), Some("previous"), "{run:#?}");
+    assert_eq!(
+        fx.read("@root/state").as_deref(),
+        Some("previous"),
+        "{run:#?}"
+    );
     assert_eq!(
         fx.read("@root/var/lib/machines/m/disk").as_deref(),
         Some("nested")
@@ -62,7 +69,10 @@ fn rollback_latest_then_rotate_keeps_the_root_once_then_rotate_wipes() {
     std::fs::remove_file(fx.path("@root/probe")).unwrap();
     // The archive itself is intact (same subvolume, same files).
     assert_eq!(fx.subvol_id(&format!("@old_roots/{previous}")), archive_id);
-    assert_eq!(tree_of(&fx, &format!("@old_roots/{previous}")), archive_tree);
+    assert_eq!(
+        tree_of(&fx, &format!("@old_roots/{previous}")),
+        archive_tree
+    );
     assert_ne!(fx.subvol_id("@root"), archive_id, "root must be a snapshot");
     // The root we replaced is archived, not lost.
     let archives = fx.archives();
@@ -83,7 +93,11 @@ fn rollback_latest_then_rotate_keeps_the_root_once_then_rotate_wipes() {
     // First rotate: keeps the restored root once and consumes the marker.
     let restored_id = fx.subvol_id("@root");
     let run = fx.rr("rotate", &[]).ok();
-    assert_eq!(fx.read("@root/state").as_deref(), Some("previous"), "{run:#?}");
+    assert_eq!(
+        fx.read("@root/state").as_deref(),
+        Some("previous"),
+        "{run:#?}"
+    );
     assert_eq!(fx.subvol_id("@root"), restored_id);
     assert!(!fx.exists(MARKER), "marker not consumed");
     assert_eq!(fx.archives(), archives, "keeping the root archives nothing");
@@ -108,7 +122,10 @@ fn rollback_to_a_named_archive_restores_that_archive() {
     fx.rr("rollback", &["--to", &old]).ok();
     assert_eq!(fx.read("@root/state").as_deref(), Some("old"));
     assert!(!fx.exists("@root/var/lib/machines"));
-    assert_eq!(fx.read(&format!("@old_roots/{old}/state")).as_deref(), Some("old"));
+    assert_eq!(
+        fx.read(&format!("@old_roots/{old}/state")).as_deref(),
+        Some("old")
+    );
     assert_eq!(
         fx.read(&format!("@old_roots/{previous}/state")).as_deref(),
         Some("previous")
@@ -146,7 +163,7 @@ fn rollback_without_a_current_root_restores_the_archive() {
     fx.write(&format!("@old_roots/{name}/state"), "archived");
     fx.rr("rollback", &["--latest"]).ok();
     assert_eq!(fx.read("@root/state").as_deref(), Some("archived"));
-    assert_eq!(fx.archives(), [name.clone()]);
+    assert_eq!(fx.archives(), std::slice::from_ref(&name));
     fx.rr("rotate", &[]).ok();
     assert_eq!(fx.read("@root/state").as_deref(), Some("archived"));
     fx.rr("rotate", &[]).ok();
@@ -177,7 +194,10 @@ fn garbage_rollback_marker_is_ignored_with_a_warning() {
     let run = fx.rr("rotate", &[]).ok();
     fx.assert_blank_writable_root("@root");
     assert!(!fx.exists(MARKER));
-    assert!(run.warnings().iter().any(|w| w.contains("marker")), "{run:#?}");
+    assert!(
+        run.warnings().iter().any(|w| w.contains("marker")),
+        "{run:#?}"
+    );
 }
 
 #[test]
@@ -189,7 +209,7 @@ fn rollback_to_a_foreign_or_missing_name_fails_with_exit_1() {
     let before = fx.state();
     for name in [
         "docker".to_owned(),
-        stamp(now() - DAY), // a plain directory
+        stamp(now() - DAY),     // a plain directory
         stamp(now() - 5 * DAY), // missing
         "@persist".to_owned(),
     ] {

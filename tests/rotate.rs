@@ -27,13 +27,17 @@ fn rotate_archives_root_under_a_stamp_and_leaves_a_blank_writable_root() {
     // The archive is the old root itself (same subvolume), with its files.
     assert_eq!(fx.subvol_id(&format!("@old_roots/{name}")), old_id);
     assert_eq!(
-        fx.read(&format!("@old_roots/{name}/etc/machine-state")).as_deref(),
+        fx.read(&format!("@old_roots/{name}/etc/machine-state"))
+            .as_deref(),
         Some("live root\n")
     );
     fx.assert_blank_writable_root("@root");
     assert_ne!(fx.subvol_id("@root"), old_id);
     // @persist and @nix untouched.
-    assert_eq!(fx.read("@persist/etc/ssh/ssh_host_key").as_deref(), Some("secret\n"));
+    assert_eq!(
+        fx.read("@persist/etc/ssh/ssh_host_key").as_deref(),
+        Some("secret\n")
+    );
     assert!(fx.exists("@nix/store/abc-hello/bin/hello"));
     assert!(
         run.stderr_has(&format!("archived @root as @old_roots/{name}")),
@@ -48,7 +52,10 @@ fn rotate_creates_the_archive_subvolume_when_missing() {
     fx.write("@root/f", "x");
     assert!(!fx.exists("@old_roots"));
     fx.rr("rotate", &[]).ok();
-    assert!(fx.is_subvolume("@old_roots"), "@old_roots must be a subvolume");
+    assert!(
+        fx.is_subvolume("@old_roots"),
+        "@old_roots must be a subvolume"
+    );
     let archives = fx.archives();
     assert_eq!(archives.len(), 1);
     assert_eq!(
@@ -145,9 +152,14 @@ fn two_rotations_in_one_second_get_distinct_names() {
         // Not nested: both sit directly in @old_roots.
         let paths = fx.subvolume_paths();
         assert!(paths.contains(&format!("@old_roots/{base}")), "{paths:?}");
-        assert!(paths.contains(&format!("@old_roots/{base}-0002")), "{paths:?}");
         assert!(
-            !paths.iter().any(|p| p.starts_with(&format!("@old_roots/{base}/"))),
+            paths.contains(&format!("@old_roots/{base}-0002")),
+            "{paths:?}"
+        );
+        assert!(
+            !paths
+                .iter()
+                .any(|p| p.starts_with(&format!("@old_roots/{base}/"))),
             "the live root was nested inside the previous archive: {paths:?}"
         );
         fx.assert_blank_writable_root("@root");
@@ -203,7 +215,8 @@ fn rotation_whose_stamp_is_taken_gets_a_counter_suffix() {
     assert_eq!(counter, Some(2), "{}", fresh[0]);
     assert!(taken.contains(&stamp(epoch)));
     assert_eq!(
-        fx.read(&format!("@old_roots/{}/etc/machine-state", fresh[0])).as_deref(),
+        fx.read(&format!("@old_roots/{}/etc/machine-state", fresh[0]))
+            .as_deref(),
         Some("live root\n")
     );
     // The occupied archives are untouched (still empty).
@@ -257,7 +270,10 @@ fn rotate_with_custom_root_and_archive_names() {
         Some("custom")
     );
     fx.assert_blank_writable_root("root-sv");
-    assert_eq!(fx.read("@root/f").as_deref(), Some("default root must stay"));
+    assert_eq!(
+        fx.read("@root/f").as_deref(),
+        Some("default root must stay")
+    );
     assert!(!fx.exists("@old_roots"));
 }
 

@@ -423,14 +423,27 @@ impl Fixture {
     pub fn set_ro(&self, rel: &str) {
         sh(
             "btrfs",
-            &["property", "set", "-ts", self.path(rel).to_str().unwrap(), "ro", "true"],
+            &[
+                "property",
+                "set",
+                "-ts",
+                self.path(rel).to_str().unwrap(),
+                "ro",
+                "true",
+            ],
         );
     }
 
     pub fn is_ro(&self, rel: &str) -> bool {
         sh(
             "btrfs",
-            &["property", "get", "-ts", self.path(rel).to_str().unwrap(), "ro"],
+            &[
+                "property",
+                "get",
+                "-ts",
+                self.path(rel).to_str().unwrap(),
+                "ro",
+            ],
         )
         .trim()
             == "ro=true"
@@ -487,7 +500,14 @@ impl Fixture {
         fs::create_dir_all(at).unwrap();
         sh(
             "mount",
-            &["-t", "tmpfs", "-o", "size=1m", "rr-test", at.to_str().unwrap()],
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=1m",
+                "rr-test",
+                at.to_str().unwrap(),
+            ],
         );
     }
 
@@ -529,7 +549,11 @@ impl Fixture {
     pub fn subvol_id(&self, rel: &str) -> u64 {
         sh(
             "btrfs",
-            &["inspect-internal", "rootid", self.path(rel).to_str().unwrap()],
+            &[
+                "inspect-internal",
+                "rootid",
+                self.path(rel).to_str().unwrap(),
+            ],
         )
         .trim()
         .parse()
@@ -551,9 +575,7 @@ impl Fixture {
         };
         let mut v: Vec<String> = rd
             .flatten()
-            .filter(|e| {
-                fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && m.ino() == 256)
-            })
+            .filter(|e| fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && m.ino() == 256))
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         v.sort();
@@ -603,14 +625,21 @@ impl Fixture {
     /// Everything a command could change: `btrfs subvolume list -a` (with
     /// generations) and the file tree of the whole filesystem.
     pub fn state(&self) -> String {
-        let list = sh("btrfs", &["subvolume", "list", "-a", self.top.to_str().unwrap()]);
+        let list = sh(
+            "btrfs",
+            &["subvolume", "list", "-a", self.top.to_str().unwrap()],
+        );
         format!("{list}\n{}", self.tree("").join("\n"))
     }
 
     /// The root must be a blank, writable subvolume.
     pub fn assert_blank_writable_root(&self, rel: &str) {
         assert!(self.is_subvolume(rel), "{rel} is not a subvolume");
-        assert!(self.is_empty_dir(rel), "{rel} is not blank: {:?}", self.tree(rel));
+        assert!(
+            self.is_empty_dir(rel),
+            "{rel} is not blank: {:?}",
+            self.tree(rel)
+        );
         assert!(!self.is_ro(rel), "{rel} is read-only");
         let probe = format!("{rel}/.probe");
         self.write(&probe, "x");
@@ -621,7 +650,10 @@ impl Fixture {
     pub fn committed_generation(&self) -> u64 {
         sh("btrfs", &["inspect-internal", "dump-super", &self.dev])
             .lines()
-            .find_map(|l| l.strip_prefix("generation").map(|r| r.trim().parse().unwrap()))
+            .find_map(|l| {
+                l.strip_prefix("generation")
+                    .map(|r| r.trim().parse().unwrap())
+            })
             .expect("generation in dump-super")
     }
 
@@ -632,11 +664,21 @@ impl Fixture {
         let copy = self.dir().join("copy.img");
         sh(
             "cp",
-            &["--sparse=always", img.to_str().unwrap(), copy.to_str().unwrap()],
+            &[
+                "--sparse=always",
+                img.to_str().unwrap(),
+                copy.to_str().unwrap(),
+            ],
         );
         let out = sh(
             "btrfs",
-            &["inspect-internal", "dump-tree", "-t", "root", copy.to_str().unwrap()],
+            &[
+                "inspect-internal",
+                "dump-tree",
+                "-t",
+                "root",
+                copy.to_str().unwrap(),
+            ],
         );
         let _ = fs::remove_file(&copy);
         out
@@ -705,7 +747,9 @@ pub fn parse_stamp(name: &str) -> Option<(i64, Option<u32>)> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let s = &name[r];
-        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
     };
     let epoch = days_from_civil(num(0..4)?, num(5..7)? as u32, num(8..10)? as u32) * DAY
         + num(11..13)? * 3600
