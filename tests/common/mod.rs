@@ -30,14 +30,17 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Prints a loud skip notice; the caller returns.
+/// Prints a loud skip notice; the caller returns. Written to the stderr file
+/// descriptor directly, not through `eprintln!`, so that the test harness's
+/// output capture does not swallow it for a passing test.
 pub fn skip_not_root(test: &str) {
-    eprintln!();
-    eprintln!("##################################################################");
-    eprintln!("## SKIPPED {test}: needs root (loop devices, mkfs.btrfs, mount)");
-    eprintln!("## Run `sudo -E cargo test --release` to exercise it.");
-    eprintln!("##################################################################");
-    eprintln!();
+    use std::io::Write;
+    let bar = "#".repeat(66);
+    let msg = format!(
+        "\n{bar}\n## SKIPPED {test}: needs root (loop devices, mkfs.btrfs, mount)\n\
+         ## Run `sudo -E cargo test --release` to exercise it.\n{bar}\n\n"
+    );
+    let _ = std::io::stderr().write_all(msg.as_bytes());
 }
 
 // ----------------------------------------------------------------- commands
