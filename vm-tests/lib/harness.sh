@@ -12,7 +12,10 @@ TRIPLE=x86_64-unknown-linux-gnu
 RR_VM_MEM=${RR_VM_MEM:-384}
 RR_VM_TIMEOUT=${RR_VM_TIMEOUT:-180}
 
-log() { printf '  [%s] %s\n' "${SCEN:-vm}" "$*" >&2; }
+# RR_VM_QUIET=1 (the demo) keeps only errors and failed checks.
+log() {
+	case "${RR_VM_QUIET:-0}:$*" in 1:error* | 1:FAILED* | 0:*) printf '  [%s] %s\n' "${SCEN:-vm}" "$*" >&2 ;; esac
+}
 die() {
 	log "error: $*"
 	exit 1
