@@ -25,12 +25,14 @@ pub struct Vanishing {
     pub size: u64,
 }
 
-/// Mount points to skip: every mount except the root filesystem itself.
-pub fn excluded_mount_points(mounts: &[mountinfo::Mount]) -> HashSet<PathBuf> {
+/// Mount points to skip: every mount strictly below `start`. `start` itself
+/// is where the root subvolume is mounted (`/` on the live system, or e.g.
+/// `/mnt` in a rescue system) and is always walked.
+pub fn excluded_mount_points(mounts: &[mountinfo::Mount], start: &Path) -> HashSet<PathBuf> {
     mounts
         .iter()
-        .filter(|m| m.mount_point != "/")
         .map(|m| PathBuf::from(&m.mount_point))
+        .filter(|p| p != start && p.starts_with(start))
         .collect()
 }
 
@@ -38,12 +40,10 @@ pub fn diff(start: &Path, as_json: bool) -> Result<()> {
     let start = fs::canonicalize(start)
         .map_err(|e| Error::Runtime(format!("cannot resolve {}: {e}", start.display())))?;
     let mounts = mountinfo::parse(&btrfs::mountinfo()?);
-    let excluded = excluded_mount_points(&mounts);
+    let excluded = excluded_mount_points(&mounts, &start);
     let mut found = Vec::new();
     let mut errors = 0usize;
-    if !excluded.contains(&start) {
-        walk(&start, &excluded, &mut found, &mut errors);
-    }
+    walk(&start, &excluded, &mut found, &mut errors);
     found.sort();
     let mut out = String::new();
     if as_json {
@@ -110,15 +110,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn excludes_every_mount_point_but_the_root() {
+    fn excludes_mount_points_below_the_start_but_walks_the_start() {
         let m = mountinfo::parse(
             "1 0 0:30 /@root / rw - btrfs /dev/vda rw\n\
              2 1 0:30 /@persist/etc/ssh /etc/ssh rw - btrfs /dev/vda rw\n\
              3 1 0:31 / /nix rw - btrfs /dev/vda rw\n",
         );
-        let ex = excluded_mount_points(&m);
+        let ex = excluded_mount_points(&m, Path::new("/"));
         assert!(ex.contains(Path::new("/etc/ssh")));
         assert!(ex.contains(Path::new("/nix")));
         assert!(!ex.contains(Path::new("/")));
+        let ex = excluded_mount_points(&m, Path::new("/nix"));
+        assert!(
+            ex.is_empty(),
+            "the start is walked, mounts elsewhere are irrelevant: {ex:?}"
+        );
     }
 }

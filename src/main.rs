@@ -35,7 +35,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(Err(usage)) => {
-            eprintln!("root-rotate: {}", usage.trim_end());
+            // argh spreads some messages over lines; the contract is one line.
+            let line: Vec<&str> = usage.split_whitespace().collect();
+            eprintln!("root-rotate: {}", line.join(" "));
             return ExitCode::from(2);
         }
     };

@@ -20,7 +20,7 @@ use crate::cli::Target;
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::inventory;
-use crate::rotate::{create_unique, marker_path};
+use crate::rotate::{create_unique, discard_own, marker_path};
 
 pub enum Choice {
     Named(String),
@@ -95,13 +95,24 @@ pub fn rollback(target: &Target, choice: &Choice, dry_run: bool, started: Instan
     let marker = marker_path(&top, &target.root);
     btrfs::write_durably(&marker, &format!("{fresh_id}\n"))?;
     fault::point("after writing the marker");
-    let current = if root_node == Node::Subvolume {
-        btrfs::exchange(&fresh, &root)?;
-        format!("current root archived as {}/{fresh_name}", target.archive)
+    let (moved, current) = if root_node == Node::Subvolume {
+        (
+            btrfs::exchange(&fresh, &root),
+            format!("current root archived as {}/{fresh_name}", target.archive),
+        )
     } else {
-        btrfs::rename_noreplace(&fresh, &root)?;
-        "there was no current root".to_owned()
+        (
+            btrfs::rename_noreplace(&fresh, &root),
+            "there was no current root".to_owned(),
+        )
     };
+    if let Err(e) = moved {
+        // Undo in reverse: the marker first (it names the snapshot), then
+        // the snapshot, a copy we made moments ago of an archive that stays.
+        let _ = btrfs::remove_file(&marker);
+        discard_own(&fresh);
+        return Err(e);
+    }
     fault::point("after exchanging root and snapshot");
     btrfs::sync(&top.path)?;
     fault::point("after committing the rollback");

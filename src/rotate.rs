@@ -160,7 +160,12 @@ fn rotate_root(top: &TopLevel, t: &Target, dry_run: bool) -> Result<Rotation> {
     let (blank, name, epoch) = create_unique(&top.join(&t.archive), btrfs::create_subvolume)?;
     fault::point("after creating the blank subvolume");
     // One atomic step: the old root becomes the archive, the blank one the root.
-    btrfs::exchange(&blank, &root)?;
+    if let Err(e) = btrfs::exchange(&blank, &root) {
+        // Our own, empty, just-created subvolume: leave nothing behind that
+        // would count as an archive (and take a keep-at-least slot).
+        discard_own(&blank);
+        return Err(e);
+    }
     fault::point("after exchanging root and blank");
     let id = btrfs::subvolume_id(&blank)?;
     Ok(Rotation::Archived(Archive {
@@ -172,6 +177,18 @@ fn rotate_root(top: &TopLevel, t: &Target, dry_run: bool) -> Result<Rotation> {
         },
         busy: false,
     }))
+}
+
+/// Deletes a subvolume this run created moments ago, after a later step
+/// failed. Logged; a failure to clean up is logged but not fatal.
+pub fn discard_own(path: &Path) {
+    match btrfs::delete_subvolume(path) {
+        Ok(()) => log::warn!(
+            "removed {} again, which this run had just created",
+            path.display()
+        ),
+        Err(e) => log::error!("{e}"),
+    }
 }
 
 /// Creates `<dir>/<stamp>` with `make`, appending a counter when the name is

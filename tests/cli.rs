@@ -291,7 +291,6 @@ fn stray_positional_argument_is_a_usage_error() {
 
 /// Every usage error is one line on stderr.
 #[test]
-#[ignore = "bug: a missing required flag prints two lines (\"Required options not provided:\" and \"    --device\")"]
 fn every_usage_error_is_one_line_on_stderr() {
     let cases: &[&[&str]] = &[
         &["rotate"],

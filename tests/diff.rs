@@ -85,7 +85,6 @@ fn assert_no_persisted(out: &str) {
 
 /// The brief's scenario: `--path` is the mount of `@root` itself.
 #[test]
-#[ignore = "bug: diff --path <a mount point> excludes the start itself and prints nothing (src/diff.rs: `if !excluded.contains(&start)`)"]
 fn diff_on_a_mounted_root_lists_root_and_nested_subvolume_files_but_not_bind_mounts() {
     let Some((_fx, live)) = live_system("diff_mounted_root") else {
         return;
@@ -97,7 +96,6 @@ fn diff_on_a_mounted_root_lists_root_and_nested_subvolume_files_but_not_bind_mou
 }
 
 #[test]
-#[ignore = "bug: diff --path <a mount point> excludes the start itself and prints nothing (src/diff.rs: `if !excluded.contains(&start)`)"]
 fn diff_json_on_a_mounted_root_parses_and_matches_the_text_output() {
     let Some((_fx, live)) = live_system("diff_json_mounted_root") else {
         return;

@@ -64,7 +64,6 @@ fn rotate_on_a_full_filesystem_fails_with_exit_1_and_keeps_the_root() {
 }
 
 #[test]
-#[ignore = "bug: a rotate that fails with ENOSPC leaves a blank stamp-named subvolume in @old_roots (counted as an archive)"]
 fn rotate_on_a_full_filesystem_leaves_no_stray_archive() {
     let Some(fx) = full_filesystem("enospc_no_stray") else {
         return;
