@@ -119,6 +119,7 @@ in
     copy_bin_and_libs ${pkgs.btrfs-progs}/bin/mkfs.btrfs
   '';
   boot.initrd.postDeviceCommands = lib.mkIf (!systemdInitrd) (
-    lib.mkBefore (formatScript + rescueScript)
+    # Subshells: hook text is inlined into stage-1-init.sh, keep PATH there.
+    lib.mkBefore "(\n${formatScript})\n(\n${rescueScript})\n"
   );
 }
