@@ -116,8 +116,9 @@ crash_series rollback
 # qemu SIGKILLed mid-run (any instruction, any I/O): during a long prune
 # (80 due archives with nested layers) and during a rescue rollback.
 killed=0
-for d in 0.2 0.35 0.5; do
+for d in 0.1 0.25 0.4 0.6; do
 	img_mount "$IMG"
+	before=$(img_archives | awk -v c="$(stamp 1)" '$0 > c' | wc -l) # made today
 	for i in $(seq 1 80); do seed_archive "$(stamp "$((100 + i))")" var/lib/m1 var/lib/m2; done
 	renew_root
 	img_umount
@@ -126,7 +127,9 @@ for d in 0.2 0.35 0.5; do
 	grep -q 'rr-init: rotate end' "$LOG" || killed=$((killed + 1))
 	# Where the cut landed, read from the disk as the next boot will find it.
 	img_mount "$IMG" ro
-	log "cut at +${d}s: $(img_archives | awk -v c="$(stamp 99)" '$0 < c' | wc -l) of 80 due archives left"
+	after=$(img_archives | awk -v c="$(stamp 1)" '$0 > c' | wc -l)
+	log "cut at +${d}s: rotation $([ "$after" -gt "$before" ] && echo committed || echo not committed)," \
+		"$(img_archives | awk -v c="$(stamp 99)" '$0 < c' | wc -l) of 80 due archives left"
 	img_umount
 	recover "kill during rotate (+${d}s)"
 done
