@@ -49,7 +49,7 @@ rr_kernel() {
 	exec 8>"$CACHE/.lock"
 	flock 8 # concurrent scenarios share one cache
 	local real deb
-	if [ ! -s "$CACHE/kernel.ver" ]; then
+	if [ ! -s "$CACHE/kernel.ver" ] || [ ! -f "$CACHE/kroot/boot/vmlinuz-$(cat "$CACHE/kernel.ver")" ]; then
 		real=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
 			awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 		[ -n "$real" ] || { apt-get update -qq && real=$(apt-cache depends linux-image-cloud-amd64 |
@@ -323,6 +323,7 @@ scenario_init() {
 	mkdir -p "$LOGDIR"
 	# Keep the temp dir (image, logs) of a failed scenario for debugging.
 	trap 'img_umount; [ ${#FAILS[@]} -gt 0 ] || [ "${RR_VM_KEEP:-0}" = 1 ] || rm -rf "$T"' EXIT
+	trap 'exit 130' INT TERM # so that the EXIT trap cleans up on ^C too
 	rr_kernel
 	IMG=$T/disk.img
 	INITRD=$T/initrd.cpio
