@@ -23,7 +23,7 @@ pkgs.testers.runNixOSTest {
 
 
     def kmsg(pattern):
-        machine.succeed(f"journalctl -b -k -o cat | grep -q '{pattern}'")
+        machine.succeed(f"journalctl -b -o cat --grep '{pattern}'")
 
 
     machine.start(allow_reboot=True)
