@@ -1,13 +1,13 @@
 #!/bin/bash
 # budget: 300 due archives. Boot 1 has a 1 ms budget: it still rotates, and
 # defers all pruning. Boots 2-3 have a small budget (RR_BUDGET_MS, default
-# 1000 ms; under TCG, mounting and scanning 300 entries alone take 0.4-1.4 s
+# 1500 ms; under TCG, mounting and scanning 300 entries alone take 0.4-1.4 s
 # depending on host load) and shrink the backlog; a later `prune` from the
 # rescue path clears whatever is left.
 # shellcheck source=../lib/harness.sh
 . "$(dirname "$0")/../lib/harness.sh"
 scenario_init budget
-budget=${RR_BUDGET_MS:-1000}
+budget=${RR_BUDGET_MS:-1500}
 img_mount "$IMG"
 now=$(date +%s)
 for i in $(seq 1 300); do
