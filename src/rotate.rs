@@ -82,15 +82,7 @@ pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
     }
     let rotated = t_rotate.elapsed();
 
-    let plan = prune::plan(&archives, now(), opts.retention);
-    let report = prune::execute(
-        &archive_dir,
-        &plan,
-        clock,
-        opts.budget,
-        started,
-        opts.dry_run,
-    );
+    let report = prune_within_budget(&archive_dir, &archives, clock, opts, started);
     top.unmount()?;
     fault::point("after unmounting");
     let what = match rotation {
@@ -245,6 +237,24 @@ fn keep_once(top: &TopLevel, root: &str, dry_run: bool) -> Result<bool> {
     Ok(matches)
 }
 
+fn prune_within_budget(
+    archive_dir: &Path,
+    archives: &[Archive],
+    clock: std::result::Result<(), policy::ClockProblem>,
+    opts: &Options,
+    started: Instant,
+) -> prune::Report {
+    let plan = prune::plan(archives, now(), opts.retention);
+    prune::execute(
+        archive_dir,
+        &plan,
+        clock,
+        opts.budget,
+        started,
+        opts.dry_run,
+    )
+}
+
 pub fn prune(opts: &Options, started: Instant) -> Result<()> {
     let t = &opts.target;
     btrfs::check_device(&t.device)?;
@@ -252,15 +262,7 @@ pub fn prune(opts: &Options, started: Instant) -> Result<()> {
     let archive_dir = top.join(&t.archive);
     let archives = inventory::scan(&top, &t.archive)?.archives;
     let clock = policy::check_clock(now(), BUILD_EPOCH, &prune::candidates(&archives));
-    let plan = prune::plan(&archives, now(), opts.retention);
-    let report = prune::execute(
-        &archive_dir,
-        &plan,
-        clock,
-        opts.budget,
-        started,
-        opts.dry_run,
-    );
+    let report = prune_within_budget(&archive_dir, &archives, clock, opts, started);
     top.unmount()?;
     log::info!(
         "prune{}: deleted {}, deferred {}, skipped {}, failed {} of {} archives in {}",
