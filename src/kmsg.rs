@@ -95,37 +95,64 @@ pub fn init() {
     }
 }
 
-/// Collects names into as few kmsg lines as possible: kmsg keeps only about
-/// ten lines per five seconds from one writer, and one record holds ~1 KiB.
+/// Collects items into as few kmsg lines as possible: kmsg keeps only ten
+/// lines per five seconds from one writer (the rest are dropped, and with
+/// them the summary line), and one record holds about 1 KiB. After
+/// `MAX_LINES` lines, items are only counted, and the last line says how many
+/// were not listed.
 pub struct Batch {
     level: log::Level,
     head: String,
     line: String,
+    items_in_line: usize,
+    lines_written: usize,
+    unlisted: usize,
 }
 
 impl Batch {
     const MAX_LINE: usize = 900;
+    const MAX_LINES: usize = 3;
 
     pub fn new(level: log::Level, head: String) -> Self {
         Batch {
             level,
             line: head.clone(),
             head,
+            items_in_line: 0,
+            lines_written: 0,
+            unlisted: 0,
         }
     }
 
     pub fn add(&mut self, item: String) {
         if self.line.len() + item.len() + 1 > Self::MAX_LINE {
-            self.flush();
+            if self.lines_written + 1 >= Self::MAX_LINES {
+                self.unlisted += 1;
+                return;
+            }
+            self.emit();
         }
         self.line.push(' ');
         self.line.push_str(&item);
+        self.items_in_line += 1;
     }
 
+    /// Writes what is pending; call once at the end.
     pub fn flush(&mut self) {
-        if self.line.len() > self.head.len() {
-            log::log!(self.level, "{}", self.line);
+        if self.unlisted > 0 {
+            self.line
+                .push_str(&format!(" (and {} more, not listed)", self.unlisted));
+            self.unlisted = 0;
         }
+        if self.items_in_line > 0 {
+            self.emit();
+        }
+    }
+
+    fn emit(&mut self) {
+        log::log!(self.level, "{}", self.line);
         self.line.clone_from(&self.head);
+        self.items_in_line = 0;
+        self.lines_written += 1;
     }
 }

@@ -67,7 +67,9 @@ pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
             fault::point("after creating the archive subvolume");
         }
     }
+    let t_scan = Instant::now();
     let mut archives = inventory::scan(&top, &t.archive)?.archives;
+    let scanned = t_scan.elapsed();
     // The clock is judged against the archives that existed before this boot.
     let clock = policy::check_clock(now(), BUILD_EPOCH, &prune::candidates(&archives));
 
@@ -91,7 +93,7 @@ pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
         Rotation::KeptOnce => format!("kept restored {} once", t.root),
     };
     log::info!(
-        "rotate{}: {what}; pruned {} (deferred {}, skipped {}, failed {}) in {} (mount {}, rotate+commit {}, prune {})",
+        "rotate{}: {what}; pruned {} (deferred {}, skipped {}, failed {}) in {} (mount {}, scan {}, rotate+commit {}, prune {})",
         if opts.dry_run { " (dry run)" } else { "" },
         report.deleted,
         report.deferred,
@@ -99,6 +101,7 @@ pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
         report.failed,
         ms(started.elapsed()),
         ms(mounted),
+        ms(scanned),
         ms(rotated),
         ms(report.took)
     );
