@@ -331,3 +331,22 @@ fn prune_within_a_budget_accounts_for_every_due_archive() {
         assert_eq!(fx.archives(), tail);
     }
 }
+
+#[test]
+fn a_big_prune_logs_few_lines_so_kmsg_rate_limiting_keeps_the_summary() {
+    // kmsg keeps ten lines per five seconds from one writer; the summary
+    // line is the last one and must not be the one dropped.
+    let Some((fx, names)) = many_due("few_log_lines", 200) else {
+        return;
+    };
+    let run = fx.rr("prune", &["--keep-at-least", "0"]).ok();
+    let (deleted, ..) = summary_numbers(&run.stderr);
+    assert_eq!(deleted, names.len());
+    let lines = run.lines();
+    assert!(lines.len() <= 6, "{} log lines: {lines:#?}", lines.len());
+    assert!(lines.last().unwrap().contains("prune: deleted 200"), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("more, not listed")),
+        "the cap says what it left out: {lines:#?}"
+    );
+}
