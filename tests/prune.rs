@@ -344,7 +344,10 @@ fn a_big_prune_logs_few_lines_so_kmsg_rate_limiting_keeps_the_summary() {
     assert_eq!(deleted, names.len());
     let lines = run.lines();
     assert!(lines.len() <= 6, "{} log lines: {lines:#?}", lines.len());
-    assert!(lines.last().unwrap().contains("prune: deleted 200"), "{lines:#?}");
+    assert!(
+        lines.last().unwrap().contains("prune: deleted 200"),
+        "{lines:#?}"
+    );
     assert!(
         lines.iter().any(|l| l.contains("more, not listed")),
         "the cap says what it left out: {lines:#?}"
