@@ -9,7 +9,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RenameFlags, CWD};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RenameFlags, StatxFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{self, MountFlags, UnmountFlags};
 
@@ -22,6 +22,8 @@ const BTRFS_SUPER_MAGIC: i64 = 0x9123_683e;
 /// The primary superblock sits at 64 KiB; its magic at offset 0x40 in it.
 const SUPERBLOCK_MAGIC_OFFSET: u64 = 0x1_0040;
 const SUPERBLOCK_MAGIC: &[u8; 8] = b"_BHRfS_M";
+/// `STATX_SUBVOL` (Linux 6.10), not yet named by rustix.
+const STATX_SUBVOL: u32 = 0x8000;
 
 fn ctx(what: &str, path: &Path, err: impl std::fmt::Display) -> Error {
     Error::Runtime(format!("{what} {}: {err}", path.display()))
@@ -172,17 +174,19 @@ pub fn read_entries(dir: &Path) -> Result<Vec<Entry>> {
         if raw == b"." || raw == b".." {
             continue;
         }
-        let st = rfs::statat(&fd, item.file_name(), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| {
-            ctx(
-                "cannot stat",
-                &dir.join(std::ffi::OsStr::from_bytes(raw)),
-                e,
-            )
-        })?;
         let path = dir.join(std::ffi::OsStr::from_bytes(raw));
-        let kind = match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory if st.st_ino == SUBVOLUME_INO => EntryKind::Subvolume {
-                id: subvolume_id(&path)?,
+        let want = StatxFlags::TYPE | StatxFlags::INO | StatxFlags::from_bits_retain(STATX_SUBVOL);
+        let st = rfs::statx(&fd, item.file_name(), AtFlags::SYMLINK_NOFOLLOW, want)
+            .map_err(|e| ctx("cannot stat", &path, e))?;
+        let kind = match FileType::from_raw_mode(st.stx_mode.into()) {
+            FileType::Directory if st.stx_ino == SUBVOLUME_INO => EntryKind::Subvolume {
+                // statx reports the subvolume ID since Linux 6.10; before
+                // that, one open + ioctl per entry (a third of a scan).
+                id: if st.stx_mask & STATX_SUBVOL != 0 {
+                    st.stx_subvol
+                } else {
+                    subvolume_id(&path)?
+                },
             },
             FileType::Directory => EntryKind::Directory,
             FileType::Symlink => EntryKind::Symlink,
