@@ -44,22 +44,19 @@
           ];
         };
 
-      # VM tests live in vm-tests/nixos/ (owned by the VM-test work); each is
-      # `{ pkgs, self, systemdInitrd }: pkgs.testers.runNixOSTest { ... }`.
-      # Skipped while a file does not exist yet, so the flake still evaluates.
-      vmTests = lib.concatMapAttrs (
-        name: file:
-        lib.optionalAttrs (builtins.pathExists file) {
-          "vm-${name}-systemd" = import file {
-            inherit pkgs self;
-            systemdInitrd = true;
-          };
-          "vm-${name}-scripted" = import file {
-            inherit pkgs self;
-            systemdInitrd = false;
-          };
-        }
-      ) {
+      # VM tests live in vm-tests/nixos/; each is
+      # `{ pkgs, self, systemdInitrd }: pkgs.testers.runNixOSTest { ... }`,
+      # checked in both initrd flavours.
+      vmTests = lib.concatMapAttrs (name: file: {
+        "vm-${name}-systemd" = import file {
+          inherit pkgs self;
+          systemdInitrd = true;
+        };
+        "vm-${name}-scripted" = import file {
+          inherit pkgs self;
+          systemdInitrd = false;
+        };
+      }) {
         persistence = ./vm-tests/nixos/persistence.nix;
         rollback = ./vm-tests/nixos/rollback.nix;
       };
