@@ -165,6 +165,14 @@ mod tests {
         keep_at_least: 3,
     };
 
+    /// The default 30 days, keeping at least `n`.
+    fn at_least(n: usize) -> Retention {
+        Retention {
+            keep_at_least: n,
+            ..KEEP
+        }
+    }
+
     fn aged(id: u64, days: i64) -> Candidate {
         Candidate {
             id,
@@ -175,14 +183,7 @@ mod tests {
     #[test]
     fn deletes_only_archives_older_than_keep_days() {
         let c = [aged(256, 60), aged(257, 31), aged(258, 29), aged(259, 1)];
-        let d = decide(
-            &c,
-            NOW,
-            Retention {
-                keep_at_least: 0,
-                ..KEEP
-            },
-        );
+        let d = decide(&c, NOW, at_least(0));
         assert_eq!(
             d,
             [
@@ -196,14 +197,7 @@ mod tests {
 
     #[test]
     fn an_archive_exactly_keep_days_old_is_kept() {
-        let d = decide(
-            &[aged(300, 30)],
-            NOW,
-            Retention {
-                keep_at_least: 0,
-                ..KEEP
-            },
-        );
+        let d = decide(&[aged(300, 30)], NOW, at_least(0));
         assert_eq!(d, [Decision::KeepYoung]);
     }
 
@@ -229,14 +223,7 @@ mod tests {
             aged(257, 80),
             Candidate { id: 900, epoch: 5 },
         ];
-        let d = decide(
-            &c,
-            NOW,
-            Retention {
-                keep_at_least: 1,
-                ..KEEP
-            },
-        );
+        let d = decide(&c, NOW, at_least(1));
         assert_eq!(
             d,
             [Decision::Delete, Decision::Delete, Decision::KeepRecent]
@@ -246,14 +233,7 @@ mod tests {
     #[test]
     fn deletes_oldest_archived_first() {
         let c = [aged(300, 40), aged(256, 50), aged(280, 45), aged(400, 1)];
-        let d = decide(
-            &c,
-            NOW,
-            Retention {
-                keep_at_least: 1,
-                ..KEEP
-            },
-        );
+        let d = decide(&c, NOW, at_least(1));
         assert_eq!(deletion_order(&c, &d), [1, 2, 0]);
     }
 
