@@ -140,16 +140,21 @@ pub enum Node {
     Other,
 }
 
+/// The one place the "a subvolume is a directory with inode 256" rule lives.
+fn node_of(mode: u32, ino: u64) -> Node {
+    match FileType::from_raw_mode(mode) {
+        FileType::Directory if ino == SUBVOLUME_INO => Node::Subvolume,
+        FileType::Directory => Node::Directory,
+        FileType::Symlink => Node::Symlink,
+        _ => Node::Other,
+    }
+}
+
 pub fn node(path: &Path) -> Result<Node> {
     match rfs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW) {
         Err(Errno::NOENT) => Ok(Node::Missing),
         Err(e) => Err(ctx("cannot stat", path, e)),
-        Ok(st) => Ok(match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory if st.st_ino == SUBVOLUME_INO => Node::Subvolume,
-            FileType::Directory => Node::Directory,
-            FileType::Symlink => Node::Symlink,
-            _ => Node::Other,
-        }),
+        Ok(st) => Ok(node_of(st.st_mode, st.st_ino)),
     }
 }
 
@@ -178,8 +183,8 @@ pub fn read_entries(dir: &Path) -> Result<Vec<Entry>> {
         let want = StatxFlags::TYPE | StatxFlags::INO | StatxFlags::from_bits_retain(STATX_SUBVOL);
         let st = rfs::statx(&fd, item.file_name(), AtFlags::SYMLINK_NOFOLLOW, want)
             .map_err(|e| ctx("cannot stat", &path, e))?;
-        let kind = match FileType::from_raw_mode(st.stx_mode.into()) {
-            FileType::Directory if st.stx_ino == SUBVOLUME_INO => EntryKind::Subvolume {
+        let kind = match node_of(st.stx_mode.into(), st.stx_ino) {
+            Node::Subvolume => EntryKind::Subvolume {
                 // statx reports the subvolume ID since Linux 6.10; before
                 // that, one open + ioctl per entry (a third of a scan).
                 id: if st.stx_mask & STATX_SUBVOL != 0 {
@@ -188,9 +193,9 @@ pub fn read_entries(dir: &Path) -> Result<Vec<Entry>> {
                     subvolume_id(&path)?
                 },
             },
-            FileType::Directory => EntryKind::Directory,
-            FileType::Symlink => EntryKind::Symlink,
-            _ => EntryKind::Other,
+            Node::Directory => EntryKind::Directory,
+            Node::Symlink => EntryKind::Symlink,
+            Node::Other | Node::Missing => EntryKind::Other,
         };
         let name = std::str::from_utf8(raw).ok().map(str::to_owned);
         entries.push(Entry {

@@ -35,7 +35,8 @@ mod imp {
 
     pub fn point(label: &str) {
         let n = REACHED.fetch_add(1, Ordering::SeqCst) + 1;
-        let k = match target() {
+        let target = target();
+        let k = match target {
             Target::Reset(k) | Target::Abort(k) => k,
             Target::None => return,
         };
@@ -44,7 +45,7 @@ mod imp {
         }
         log::error!("fault-injection: crash at point {n} ({label})");
         log::logger().flush();
-        if let Target::Reset(_) = target() {
+        if let Target::Reset(_) = target {
             // No sync: whatever the kernel has not written is lost, as in a power cut.
             let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
         }

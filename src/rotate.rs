@@ -136,7 +136,8 @@ fn rotate_root(top: &TopLevel, t: &Target, dry_run: bool) -> Result<Rotation> {
         return Ok(Rotation::KeptOnce);
     }
     if dry_run {
-        let name = stamp::format(now(), 0);
+        let epoch = now();
+        let name = stamp::format(epoch, 0);
         println!(
             "would archive {} as {}",
             root.display(),
@@ -146,7 +147,7 @@ fn rotate_root(top: &TopLevel, t: &Target, dry_run: bool) -> Result<Rotation> {
             name,
             id: u64::MAX,
             stamp: Stamp {
-                epoch: now(),
+                epoch,
                 format: stamp::Format::RootRotate,
             },
             busy: false,
