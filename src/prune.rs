@@ -69,6 +69,18 @@ pub fn execute(
         log::Level::Info,
         format!("deleted from {}:", archive_dir.display()),
     );
+    let due: Vec<u64> = plan
+        .order
+        .iter()
+        .map(|&i| &plan.archives[i])
+        .filter(|a| !a.busy)
+        .map(|a| a.id)
+        .collect();
+    // Only a speed-up: without it, pruning does the same, one read at a time.
+    let read_ahead = match dry_run || due.is_empty() {
+        true => None,
+        false => btrfs::read_ahead(archive_dir, &due).ok(),
+    };
     for (n, &i) in plan.order.iter().enumerate() {
         let a = &plan.archives[i];
         let path = archive_dir.join(&a.name);
@@ -122,6 +134,7 @@ pub fn execute(
         budget.record(t.elapsed(), count);
         fault::point("after deleting an archive");
     }
+    drop(read_ahead);
     deleted_log.flush();
     report.took = t0.elapsed();
     if report.deferred > 0 {

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{now, snippet_stamp, stamp, DAY};
+use common::{mentions, now, snippet_stamp, stamp, DAY};
 
 /// The snippet's catastrophic case: `@old_roots` restored from a backup as a
 /// plain directory, holding a due archive, next to `@persist` and `@nix`.
@@ -268,4 +268,32 @@ fn never_operates_outside_the_archive_directory() {
     assert!(fx.is_subvolume(&format!("@persist/{due}")));
     assert!(!fx.exists(&format!("@old_roots/{due}")));
     assert!(Path::new(&fx.path("@nix/store")).is_dir());
+}
+
+/// Archives are recognised from the root tree's subvolume links of the
+/// archive directory itself: a stamp-named subvolume one directory further
+/// down (in a plain directory, stamp-named or not) is not an archive.
+#[test]
+fn a_stamp_named_subvolume_one_directory_down_is_not_an_archive() {
+    let fx = fixture!("one_directory_down");
+    let due = now() - 90 * DAY;
+    let plain = stamp(due);
+    let deeper = stamp(due + 1);
+    fx.mkdir(&format!("@old_roots/{plain}"));
+    fx.subvol(&format!("@old_roots/{plain}/{deeper}"));
+    fx.mkdir("@old_roots/sub");
+    fx.subvol(&format!("@old_roots/sub/{deeper}"));
+    let real = stamp(due + 2);
+    fx.subvol(&format!("@old_roots/{real}"));
+
+    let run = fx.rr("prune", &["--keep-at-least", "0"]).ok();
+
+    assert!(
+        !fx.exists(&format!("@old_roots/{real}")),
+        "the real archive stays"
+    );
+    assert!(fx.is_subvolume(&format!("@old_roots/{plain}/{deeper}")));
+    assert!(fx.is_subvolume(&format!("@old_roots/sub/{deeper}")));
+    assert_eq!(mentions(&run.warnings().join("\n"), &plain), 1, "{run:?}");
+    assert_eq!(mentions(&run.warnings().join("\n"), "sub"), 1, "{run:?}");
 }
