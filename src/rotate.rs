@@ -78,13 +78,20 @@ pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
     if let Rotation::Archived(a) = &rotation {
         archives.push(a.clone());
     }
-    if !opts.dry_run {
-        btrfs::sync(&top.path)?;
-        fault::point("after committing the rotation");
-    }
     let rotated = t_rotate.elapsed();
 
     let report = prune_within_budget(&archive_dir, &archives, clock, opts, started);
+    // One commit makes the rotation and the deletions durable together, so a
+    // power cut after `rotate` returns cannot bring the old root back. Until
+    // it, a crash leaves the last committed state: the root not yet rotated,
+    // which the next boot rotates. (A separate commit before pruning cost a
+    // second flush, about 5 ms, for no safety gain.)
+    let t_commit = Instant::now();
+    if !opts.dry_run {
+        btrfs::sync(&top.path)?;
+        fault::point("after committing");
+    }
+    let committed = t_commit.elapsed();
     top.unmount()?;
     fault::point("after unmounting");
     let what = match rotation {
@@ -93,7 +100,7 @@ pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
         Rotation::KeptOnce => format!("kept restored {} once", t.root),
     };
     log::info!(
-        "rotate{}: {what}; pruned {} (deferred {}, skipped {}, failed {}) in {} (mount {}, scan {}, rotate+commit {}, prune {})",
+        "rotate{}: {what}; pruned {} (deferred {}, skipped {}, failed {}) in {} (mount {}, scan {}, rotate {}, prune {}, commit {})",
         if opts.dry_run { " (dry run)" } else { "" },
         report.deleted,
         report.deferred,
@@ -103,7 +110,8 @@ pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
         ms(mounted),
         ms(scanned),
         ms(rotated),
-        ms(report.took)
+        ms(report.took),
+        ms(committed)
     );
     fault::finish();
     Ok(())

@@ -250,6 +250,36 @@ fn rotate_is_durable_when_it_exits() {
     );
 }
 
+/// The one commit at the end covers the deletions too: the committed root
+/// tree names the new archive and no longer the pruned one.
+#[test]
+fn rotate_and_its_deletions_are_durable_when_it_exits() {
+    let fx = fixture!("rotate_prune_durable");
+    let due = stamp(now() - 90 * common::DAY);
+    fx.subvol(&format!("@old_roots/{due}"));
+    fx.subvol(&format!("@old_roots/{due}/var/lib/nested"));
+    sh_sync();
+    assert!(fx.committed_root_tree().contains(&format!("name {due}")));
+    // The due archive was made after the fixture's root, so it has the higher
+    // subvolume ID: with keep-at-least 1 it would count as the newest.
+    fx.rr("rotate", &["--keep-at-least", "0"]).ok();
+    let name = fx.archives().pop().unwrap();
+    assert_ne!(name, due);
+    let tree = fx.committed_root_tree();
+    assert!(
+        tree.contains(&format!("name {name}")),
+        "new archive not committed:\n{tree}"
+    );
+    assert!(
+        !tree.contains(&format!("name {due}")),
+        "deletion not committed:\n{tree}"
+    );
+    assert!(
+        !tree.contains("name nested"),
+        "nested deletion not committed:\n{tree}"
+    );
+}
+
 fn sh_sync() {
     common::sh("sync", &[]);
 }
