@@ -13,7 +13,10 @@
 //! costs some 80 KB. They are killed and reaped before the caller goes on.
 
 use rustix::fd::AsFd;
-use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions};
+use rustix::process::{
+    getpid, getppid, kill_process, set_parent_process_death_signal, waitpid, Pid, Signal,
+    WaitOptions,
+};
 
 use super::tree_search;
 
@@ -27,6 +30,7 @@ pub struct ReadAhead {
 /// Helper `k` takes archives `k`, `k + helpers`, ... `fd` is any file on the
 /// filesystem.
 pub fn start(fd: impl AsFd, archives: &[u64], helpers: usize) -> ReadAhead {
+    let parent = getpid();
     let mut started = Vec::new();
     for k in 0..helpers.min(archives.len()) {
         // SAFETY: the process is single-threaded when it forks, so the child
@@ -36,21 +40,25 @@ pub fn start(fd: impl AsFd, archives: &[u64], helpers: usize) -> ReadAhead {
         #[allow(unsafe_code)]
         match unsafe { libc::fork() } {
             0 => {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    for &archive in archives.iter().skip(k).step_by(helpers) {
-                        load_tree(&fd, archive);
-                    }
-                }));
+                // Die with the parent (a crash, a systemd timeout): a helper
+                // must never outlive it and keep the top level busy.
+                let orphaned = set_parent_process_death_signal(Some(Signal::KILL)).is_err()
+                    || getppid() != Some(parent);
+                if !orphaned {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        for &archive in archives.iter().skip(k).step_by(helpers) {
+                            load_tree(&fd, archive);
+                        }
+                    }));
+                }
                 // SAFETY: ends the child without touching shared state.
                 #[allow(unsafe_code)]
                 unsafe {
                     libc::_exit(0)
                 }
             }
-            pid => match Pid::from_raw(pid) {
-                Some(pid) => started.push(pid),
-                None => break, // fork failed: go on with fewer helpers
-            },
+            pid if pid > 0 => started.extend(Pid::from_raw(pid)),
+            _ => break, // fork failed: go on with fewer helpers
         }
     }
     ReadAhead { helpers: started }
