@@ -1,7 +1,9 @@
 //! Everything that touches the kernel: mount, subvolume create / snapshot /
 //! delete, rename-exchange, sync, directory reads. Every error names the
-//! operation and the path. No `unsafe` here either: rustix and libbtrfsutil
-//! carry it.
+//! operation and the path. This file has no `unsafe`: rustix and
+//! libbtrfsutil carry it, except for the crate's only two uses, in the
+//! submodules `tree_search` (the `TREE_SEARCH` ioctl) and `read_ahead`
+//! (`fork`).
 
 use std::collections::HashMap;
 use std::ffi::CString;

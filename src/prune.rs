@@ -77,9 +77,10 @@ pub fn execute(
         .map(|a| a.id)
         .collect();
     // Only a speed-up: without it, pruning does the same, one read at a time.
-    let read_ahead = match dry_run || due.is_empty() {
-        true => None,
-        false => btrfs::read_ahead(archive_dir, &due).ok(),
+    let read_ahead = if dry_run || due.is_empty() {
+        None
+    } else {
+        btrfs::read_ahead(archive_dir, &due).ok()
     };
     for (n, &i) in plan.order.iter().enumerate() {
         let a = &plan.archives[i];
