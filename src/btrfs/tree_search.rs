@@ -93,7 +93,7 @@ pub fn links_from(fd: impl AsFd, parent: u64) -> Result<Vec<Link>> {
             for _ in 0..count {
                 let item = parse_item(buf, pos).ok_or(rustix::io::Errno::IO)?;
                 pos = item.end;
-                if item.kind == ROOT_REF_KEY {
+                if item.parent == parent && item.kind == ROOT_REF_KEY {
                     links.push(Link {
                         child: item.child,
                         dirid: item.dirid,
@@ -155,6 +155,7 @@ fn search(
 }
 
 struct RootRef<'a> {
+    parent: u64,
     kind: u32,
     child: u64,
     dirid: u64,
@@ -167,6 +168,7 @@ struct RootRef<'a> {
 fn parse_item(buf: &[u8], pos: usize) -> Option<RootRef<'_>> {
     let header = buf.get(pos..pos + HEADER_SIZE)?;
     let ne64 = |b: &[u8]| u64::from_ne_bytes(b.try_into().expect("8 bytes"));
+    let parent = ne64(&header[8..16]);
     let child = ne64(&header[16..24]);
     let kind = u32::from_ne_bytes(header[24..28].try_into().expect("4 bytes"));
     let len = u32::from_ne_bytes(header[28..32].try_into().expect("4 bytes")) as usize;
@@ -177,6 +179,7 @@ fn parse_item(buf: &[u8], pos: usize) -> Option<RootRef<'_>> {
     let name_len = u16::from_le_bytes(item[16..18].try_into().expect("2 bytes")) as usize;
     let name = data.get(ROOT_REF_SIZE..ROOT_REF_SIZE + name_len)?;
     Some(RootRef {
+        parent,
         kind,
         child,
         dirid,
