@@ -24,7 +24,7 @@ mod tree_search;
 
 pub use read_ahead::ReadAhead;
 
-/// Inode number of every subvolume's root directory.
+/// Inode number of every subvolume's root directory (`BTRFS_FIRST_FREE_OBJECTID`).
 const SUBVOLUME_INO: u64 = 256;
 const BTRFS_SUPER_MAGIC: i64 = 0x9123_683e;
 /// The primary superblock sits at 64 KiB; its magic at offset 0x40 in it.
@@ -166,15 +166,19 @@ pub fn node(path: &Path) -> Result<Node> {
     }
 }
 
-/// Reads the entries of a directory on Btrfs, refusing to follow a symlink.
-pub fn read_entries(dir: &Path) -> Result<Vec<Entry>> {
-    let fd = rfs::openat(
+/// Opens a directory for reading, refusing to follow a symlink at `dir`.
+fn open_dir_nofollow(dir: &Path) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    rfs::openat(
         CWD,
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| ctx("cannot open archive directory", dir, e))?;
+}
+
+/// Reads the entries of a directory on Btrfs, refusing to follow a symlink.
+pub fn read_entries(dir: &Path) -> Result<Vec<Entry>> {
+    let fd = open_dir_nofollow(dir).map_err(|e| ctx("cannot open archive directory", dir, e))?;
     let statfs = rfs::fstatfs(&fd).map_err(|e| ctx("cannot statfs", dir, e))?;
     if statfs.f_type as i64 != BTRFS_SUPER_MAGIC {
         return Err(Error::Runtime(format!("{} is not on Btrfs", dir.display())));
@@ -245,13 +249,7 @@ const READ_AHEAD_HELPERS: usize = 3;
 /// Starts helper processes that load the subvolume roots of `archives` (IDs,
 /// in deletion order) ahead of their deletion. See `read_ahead`.
 pub fn read_ahead(archive_dir: &Path, archives: &[u64]) -> Result<ReadAhead> {
-    let fd = rfs::openat(
-        CWD,
-        archive_dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| ctx("cannot open", archive_dir, e))?;
+    let fd = open_dir_nofollow(archive_dir).map_err(|e| ctx("cannot open", archive_dir, e))?;
     Ok(read_ahead::start(&fd, archives, READ_AHEAD_HELPERS))
 }
 

@@ -13,14 +13,14 @@ use rustix::fd::AsFd;
 use rustix::io::Result;
 use rustix::ioctl::{self, opcode, Opcode, Updater};
 
+use super::SUBVOLUME_INO;
+
 /// `BTRFS_ROOT_TREE_OBJECTID`: the tree of all subvolume roots.
 const ROOT_TREE: u64 = 1;
 /// `BTRFS_ROOT_REF_KEY`: key (parent ID, ROOT_REF, child ID).
 const ROOT_REF_KEY: u32 = 156;
 /// `BTRFS_INODE_ITEM_KEY`.
 const INODE_ITEM_KEY: u32 = 1;
-/// `BTRFS_FIRST_FREE_OBJECTID`: every subvolume's root directory.
-const SUBVOLUME_DIR: u64 = 256;
 
 /// `struct btrfs_ioctl_search_key` (linux/btrfs.h).
 #[repr(C)]
@@ -119,8 +119,8 @@ pub fn links_from(fd: impl AsFd, parent: u64) -> Result<Vec<Link>> {
 pub fn load_root(fd: impl AsFd, tree: u64) -> Result<()> {
     let key = SearchKey {
         tree_id: tree,
-        min_objectid: SUBVOLUME_DIR,
-        max_objectid: SUBVOLUME_DIR,
+        min_objectid: SUBVOLUME_INO,
+        max_objectid: SUBVOLUME_INO,
         min_type: INODE_ITEM_KEY,
         max_type: INODE_ITEM_KEY,
         max_offset: u64::MAX,
