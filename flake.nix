@@ -101,7 +101,8 @@
       };
 
       checks.${system} = vmTests // {
-        # Same script as outside Nix; here lib and disko come from the inputs.
+        # Same script as outside Nix (real NixOS evaluation of every case);
+        # here the source trees are the flake's inputs.
         eval-tests =
           pkgs.runCommand "root-rotate-eval-tests"
             {
@@ -109,12 +110,15 @@
                 pkgs.nix
                 pkgs.bash
                 pkgs.gnused
+                pkgs.gnugrep
+                pkgs.findutils
               ];
             }
             ''
               set -o pipefail
               export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/state NIX_LOG_DIR=$TMPDIR/log NIX_CONF_DIR=$TMPDIR/etc
-              NIXPKGS_LIB=${nixpkgs}/lib DISKO=${disko} bash ${self}/nixos-module/tests/run | tee $out
+              NIXPKGS=${nixpkgs} DISKO=${disko} IMPERMANENCE=${impermanence} PRESERVATION=${preservation} \
+                bash ${self}/nixos-module/tests/run | tee $out
             '';
 
         fmt = pkgs.runCommand "root-rotate-fmt" { nativeBuildInputs = [ pkgs.rustfmt ]; } ''

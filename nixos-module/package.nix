@@ -8,16 +8,39 @@
   btrfs-progs,
   # Cargo features, e.g. [ "fault-injection" ] for the crash tests (vm-tests/).
   features ? [ ],
-  src ? lib.cleanSource ../.,
 }:
+# No formal argument may share a name with a top-level package: callPackage
+# fills it from pkgs before its default applies (pkgs.src, for one, is a
+# throwing alias in current nixpkgs). The source is therefore fixed here;
+# use overrideAttrs to build another tree.
 let
-  cargoToml = lib.importTOML (src + "/Cargo.toml");
+  # Only what cargo reads, so editing docs or tests does not rebuild, and a
+  # local target/ directory never enters the store.
+  # (cleanSourceWith rather than lib.fileset, which needs Nix >= 2.14.)
+  root = toString ../.;
+  src = lib.cleanSourceWith {
+    name = "root-rotate-source";
+    src = ../.;
+    filter =
+      path: _type:
+      let
+        rel = lib.removePrefix "${root}/" (toString path);
+      in
+      builtins.elem rel [
+        "Cargo.toml"
+        "Cargo.lock"
+        "build.rs"
+        "src"
+      ]
+      || lib.hasPrefix "src/" rel;
+  };
+  cargoToml = lib.importTOML ../Cargo.toml;
 in
 rustPlatform.buildRustPackage {
   pname = "root-rotate";
   inherit (cargoToml.package) version;
   inherit src;
-  cargoLock.lockFile = src + "/Cargo.lock";
+  cargoLock.lockFile = ../Cargo.lock;
 
   buildFeatures = features;
 

@@ -73,8 +73,10 @@ in
         keys from `services.openssh.hostKeys` (and their `.pub`),
         `/var/lib/nixos` (uid/gid map) and `/var/lib/systemd` (timers,
         random seed). With preservation, machine-id and `/var/lib/nixos` are
-        set up in the initrd and `systemd-machine-id-commit.service` is
-        suppressed, as preservation's documentation recommends.
+        set up in the initrd, `systemd-machine-id-commit.service` is
+        suppressed, and the host keys are symlinks into the persistent
+        directory (`how = "symlink"; configureParent = true;`), as
+        preservation's documentation recommends.
       '';
     };
 
@@ -169,16 +171,17 @@ in
                   inInitrd = true;
                 }
               ]
-              ++ map (
-                f:
-                if lib.hasSuffix ".pub" f then
-                  f
-                else
-                  {
-                    file = f;
-                    mode = "0600";
-                  }
-              ) hostKeyFiles
+              # Symlinks, as preservation documents for host keys. A bind
+              # mount would put an empty file at the key's path, and
+              # sshd-keygen's `rm -f` of a mount point fails (EBUSY), so the
+              # first boot would have no host keys. sshd-keygen keeps a
+              # symlink and ssh-keygen writes through it into the persistent
+              # directory, which configureParent creates.
+              ++ map (f: {
+                file = f;
+                how = "symlink";
+                configureParent = true;
+              }) hostKeyFiles
             )
             ++ cfg.files;
         };

@@ -1,61 +1,45 @@
 # Eval tests for nixos-module/, in nix-unit's shape: { testX = { expr; expected; }; }.
-# Run by ./run with nixpkgs' lib and a disko checkout; see docs/testing.md.
-{ lib, disko }:
+# Every case that concerns NixOS behaviour evaluates real NixOS
+# (nixos/lib/eval-config.nix, through ./nixos.nix); only the disko layout
+# function, our own pure Nix, is checked with disko's library alone.
+# Run by ./run; see docs/testing.md.
+{ nixos, disko }:
 let
-  stubs = import ./nixos-option-stubs.nix { inherit lib; };
-  diskoLib = import (disko + "/lib") {
-    inherit lib;
-    makeTest = null;
-    eval-config = null;
-    qemu-common = null;
-  };
+  inherit (nixos) lib evalSystem failedAssertions;
 
-  pkg = {
-    type = "derivation";
-    name = "root-rotate-test";
-    outPath = "/nix/store/00000000000000000000000000000000-root-rotate-test";
-  };
-  exe = "${pkg.outPath}/bin/root-rotate";
   dev = "/dev/disk/by-partlabel/disk-main-root";
   devUnit = "dev-disk-by\\x2dpartlabel-disk\\x2dmain\\x2droot.device";
-
   layout = args: import ../disko/impermanent-server.nix args;
 
-  # A host: our module + the seed-001 layout through disko's own types.
-  eval =
-    modules:
-    (lib.evalModules {
-      modules = [
-        stubs.nixos
-        (stubs.disko diskoLib)
-        ../default.nix
+  # A minimal impermanent host on the server layout, with the module's
+  # default package. `persistence` picks the backend module (or none).
+  hostWith =
+    {
+      systemd ? true,
+      persistence ? "impermanence",
+      extra ? [ ],
+    }:
+    (evalSystem (
+      lib.optional (persistence != null) nixos.persistenceModules.${persistence}
+      ++ [
+        (layout { })
+        {
+          system.stateVersion = "26.05";
+          boot.loader.grub.enable = true;
+          boot.initrd.systemd.enable = systemd;
+          fileSystems."/persist".neededForBoot = true;
+          storage.impermanence.enable = true;
+        }
       ]
-      ++ modules;
-    }).config;
-  base = {
-    imports = [ (layout { }) ];
-    fileSystems."/persist".neededForBoot = true;
-    storage.impermanence = {
-      enable = true;
-      package = pkg;
-    };
-  };
-  host = hostWith;
-  hostWith = extra: eval ([ base ] ++ extra);
-  systemdHost = extra: hostWith ([ { boot.initrd.systemd.enable = true; } ] ++ extra);
-  failed = cfg: map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
+      ++ extra
+    )).config;
+  systemdHost = extra: hostWith { inherit extra; };
+  scriptedHost = extra: hostWith { systemd = false; inherit extra; };
+  exeOf = c: "${c.storage.impermanence.package}/bin/root-rotate";
 
-  svcView = s: {
-    inherit (s)
-      unitConfig
-      requires
-      after
-      before
-      wantedBy
-      requiredBy
-      ;
-    inherit (s.serviceConfig) Type ExecStart TimeoutStartSec;
-  };
+  # Our assertions only: nixpkgs' own must not fire either, which the host
+  # cases check with the full list.
+  ours = c: builtins.filter (lib.hasPrefix "storage.") (failedAssertions c);
 
   defaultFlags = "--device ${dev} --mount-point /btrfs_tmp --root @root --archive @old_roots --keep-days 30 --keep-at-least 3 --budget-ms 5000";
   waitLoop = ''
@@ -66,111 +50,112 @@ let
       rr_i=$((rr_i + 1))
     done
   '';
-  hookText = { hook, onFailure }: (hostWith [ { storage.impermanence = { scriptedHook = hook; inherit onFailure; }; } ]).boot.initrd;
+  scriptedHooks =
+    { hook, onFailure }:
+    (scriptedHost [ { storage.impermanence = { scriptedHook = hook; inherit onFailure; }; } ]).boot.initrd;
+  # builtins.match refuses strings that refer to store paths.
+  noContext = builtins.unsafeDiscardStringContext;
   atWords = s: builtins.length (builtins.split "@[a-zA-Z_][0-9A-Za-z_'-]*@" s) - 1;
+  deprecatedScripted = lib.hasPrefix "Scripted initrd is deprecated";
 
-  # The layout alone, as disko's library evaluates it.
-  diskoDevices = args: (lib.evalModules {
-    modules = [ { options.disko.devices = lib.mkOption { type = diskoLib.toplevel; }; } (layout args) ];
-  }).config.disko.devices;
-  fsView = cfg: lib.mapAttrs (_: fs: { inherit (fs) device fsType options; }) cfg.fileSystems;
-  btrfsOpts = extra: [ "noatime" "ssd" "space_cache=v2" "discard=async" ] ++ extra ++ [ ];
-in
-{
-  testSystemdServiceRendered = {
-    expr = svcView (systemdHost [ ]).boot.initrd.systemd.services.root-rotate;
-    expected = {
-      unitConfig.DefaultDependencies = "no";
-      requires = [ devUnit ];
-      after = [ devUnit "local-fs-pre.target" ];
-      before = [ "sysroot.mount" "shutdown.target" ];
-      wantedBy = [ "initrd.target" ];
-      requiredBy = [ ];
-      Type = "oneshot";
-      ExecStart = "${exe} rotate ${defaultFlags}";
-      TimeoutStartSec = "35s";
-    };
+  # Every example host, in each flavour the flake builds (../../flake.nix).
+  exampleNames = lib.attrNames (lib.filterAttrs (_: t: t == "directory") (builtins.readDir ../../examples));
+  flavours = {
+    systemd-impermanence = { systemdInitrd = true; persistence = "impermanence"; };
+    scripted-impermanence = { systemdInitrd = false; persistence = "impermanence"; };
+    systemd-preservation = { systemdInitrd = true; persistence = "preservation"; };
   };
-
-  testSystemdOnFailureFailIsRequiredBy = {
-    expr =
-      let s = (systemdHost [ { storage.impermanence.onFailure = "fail"; } ]).boot.initrd.systemd.services.root-rotate;
-      in { inherit (s) wantedBy requiredBy; };
-    expected = { wantedBy = [ ]; requiredBy = [ "initrd.target" ]; };
-  };
-
-  testSystemdBinaryInInitrdAndNoScriptedHooks = {
-    expr =
-      let i = (systemdHost [ ]).boot.initrd;
-      in {
-        inherit (i.systemd) storePaths extraBin;
-        inherit (i) extraUtilsCommands postResumeCommands postDeviceCommands;
+  hostCase =
+    name: flavour:
+    let
+      c = (nixos.exampleHost ({ inherit name; } // flavour)).config;
+      drv = c.system.build.toplevel.drvPath;
+    in
+    {
+      expr = {
+        failed = failedAssertions c;
+        # Ours add none; nixpkgs warns about the scripted flavour itself.
+        warnings = builtins.filter (w: !deprecatedScripted w) c.warnings;
+        toplevel = lib.hasPrefix "/nix/store/" drv && lib.hasSuffix ".drv" drv;
+        defaultPackage = c.storage.impermanence.package.name;
       };
-    expected = {
-      storePaths = [ exe ];
-      extraBin.root-rotate = exe;
-      extraUtilsCommands = "";
-      postResumeCommands = "";
-      postDeviceCommands = "";
+      expected = {
+        failed = [ ];
+        warnings = [ ];
+        toplevel = true;
+        # The static (musl) build of this repository's Cargo package.
+        defaultPackage = "root-rotate-static-x86_64-unknown-linux-musl-${(lib.importTOML ../../Cargo.toml).package.version}";
+      };
     };
-  };
+  hostCases = lib.listToAttrs (
+    lib.concatMap (
+      name:
+      lib.mapAttrsToList (f: flavour: {
+        name = "testHost-${name}-${f}";
+        value = hostCase name flavour;
+      }) flavours
+    ) exampleNames
+  );
 
-  testScriptedPostResumeHookText = {
-    expr =
-      let i = hookText { hook = "postResumeCommands"; onFailure = "continue"; };
-      in { inherit (i) postResumeCommands postDeviceCommands; services = (host [ ]).boot.initrd.systemd.services; };
-    expected = {
-      postResumeCommands = waitLoop + ''
-        root-rotate rotate ${defaultFlags} || echo "root-rotate failed (exit $?); booting the previous root unchanged"
+  diskoLib = import (disko + "/lib") {
+    inherit lib;
+    makeTest = null;
+    eval-config = null;
+    qemu-common = null;
+  };
+  diskoDevices =
+    args:
+    (lib.evalModules {
+      modules = [
+        { options.disko.devices = lib.mkOption { type = diskoLib.toplevel; }; }
+        (layout args)
+      ];
+    }).config.disko.devices;
+  btrfsOpts = extra: [ "noatime" "ssd" "space_cache=v2" "discard=async" ] ++ extra;
+in
+hostCases
+// {
+  # The unit exactly as NixOS writes it into the initrd.
+  testSystemdUnitText = {
+    expr = let c = systemdHost [ ]; in { inherit (c.boot.initrd.systemd.units."root-rotate.service") text; exe = exeOf c; };
+    expected = let c = systemdHost [ ]; in {
+      exe = exeOf c;
+      text = ''
+        [Unit]
+        After=${devUnit} local-fs-pre.target
+        Before=sysroot.mount shutdown.target
+        Conflicts=shutdown.target
+        DefaultDependencies=no
+        Description=Archive the Btrfs root subvolume and start from a blank one
+        Requires=${devUnit}
+
+        [Service]
+        Environment="LOCALE_ARCHIVE=${c.i18n.glibcLocales}/lib/locale/locale-archive"
+        Environment="TZDIR=${c.time.timeZonePackage or nixos.pkgs.tzdata}/share/zoneinfo"
+        ExecStart=${exeOf c} rotate ${defaultFlags}
+        TimeoutStartSec=35s
+        Type=oneshot
+
+        [Install]
+        WantedBy=initrd.target
       '';
-      postDeviceCommands = "";
-      services = { };
     };
   };
 
-  testScriptedPostDeviceHookTextFail = {
-    expr =
-      let i = hookText { hook = "postDeviceCommands"; onFailure = "fail"; };
-      in { inherit (i) postResumeCommands postDeviceCommands; };
+  # wantedBy/requiredBy become initrd.target.wants/.requires links.
+  testSystemdOnFailure = {
+    expr = lib.genAttrs [ "continue" "fail" ] (
+      onFailure:
+      let u = (systemdHost [ { storage.impermanence.onFailure = onFailure; } ]).boot.initrd.systemd.units."root-rotate.service";
+      in { inherit (u) wantedBy requiredBy; }
+    );
     expected = {
-      postResumeCommands = "";
-      postDeviceCommands = waitLoop + ''
-        root-rotate rotate ${defaultFlags} || fail
-      '';
+      continue = { wantedBy = [ "initrd.target" ]; requiredBy = [ ]; };
+      fail = { wantedBy = [ ]; requiredBy = [ "initrd.target" ]; };
     };
   };
 
-  testScriptedExtraUtils = {
-    expr =
-      let i = (host [ ]).boot.initrd;
-      in { inherit (i) extraUtilsCommands extraUtilsCommandsTest; };
-    expected = {
-      extraUtilsCommands = "copy_bin_and_libs ${exe}\n";
-      extraUtilsCommandsTest = "$out/bin/root-rotate --version\n";
-    };
-  };
-
-  testHookTextHasNoAtWords = {
-    expr = map (c: atWords (let i = hookText c; in i.postResumeCommands + i.postDeviceCommands)) [
-      { hook = "postResumeCommands"; onFailure = "continue"; }
-      { hook = "postResumeCommands"; onFailure = "fail"; }
-      { hook = "postDeviceCommands"; onFailure = "continue"; }
-      { hook = "postDeviceCommands"; onFailure = "fail"; }
-    ];
-    expected = [ 0 0 0 0 ];
-  };
-
-  # Stage-1 templating would reject the rendered hook; we say so at eval time.
-  testAssertAtWordInHook = {
-    expr = failed (hostWith [
-      { fileSystems."/".device = lib.mkForce "/dev/disk/by-label/@x@"; }
-    ]);
-    expected = [
-      "storage.impermanence: set rootSubvolume/archiveSubvolume/device without at-sign-delimited words; scripted stage 1 rejects them."
-    ];
-  };
-
-  testFlagsFromOptions = {
+  testSystemdFlagsFromOptions = {
     expr =
       let
         c = systemdHost [
@@ -188,42 +173,154 @@ in
         ];
         s = c.boot.initrd.systemd.services.root-rotate.serviceConfig;
       in
-      { inherit (s) ExecStart TimeoutStartSec; failed = failed c; };
+      { inherit (s) ExecStart TimeoutStartSec; failed = failedAssertions c; exe = exeOf c; };
+    expected =
+      let exe = exeOf (systemdHost [ ]); in {
+        inherit exe;
+        ExecStart = "${exe} rotate --device ${dev} --mount-point /run/rr --root root --archive old_roots --keep-days 14 --keep-at-least 5 --budget-ms 2500";
+        TimeoutStartSec = "33s";
+        failed = [ ];
+      };
+  };
+
+  # The binary is in the initrd itself (make-initrd-ng's contents), and no
+  # scripted hook is set: nixpkgs asserts on every one under systemd stage 1.
+  testSystemdBinaryInInitrdAndNoScriptedHooks = {
+    expr =
+      let
+        c = systemdHost [ ];
+        contents = builtins.fromJSON (builtins.unsafeDiscardStringContext c.system.build.initialRamdisk.contentsJSON);
+      in
+      {
+        inInitrd = builtins.any (e: e.source == exeOf c) contents;
+        extraBin = c.boot.initrd.systemd.extraBin.root-rotate == exeOf c;
+        inherit (c.boot.initrd) extraUtilsCommands postResumeCommands postDeviceCommands;
+        failed = failedAssertions c;
+      };
     expected = {
-      ExecStart = "${exe} rotate --device ${dev} --mount-point /run/rr --root root --archive old_roots --keep-days 14 --keep-at-least 5 --budget-ms 2500";
-      TimeoutStartSec = "33s";
+      inInitrd = true;
+      extraBin = true;
+      extraUtilsCommands = "";
+      postResumeCommands = "";
+      postDeviceCommands = "";
       failed = [ ];
     };
   };
 
-  testPruneServiceAndTimer = {
+  testScriptedPostResumeHookText = {
     expr =
-      let c = host [ ];
-      in {
-        ExecStart = c.systemd.services.root-rotate-prune.serviceConfig.ExecStart;
-        PrivateMounts = c.systemd.services.root-rotate-prune.serviceConfig.PrivateMounts;
-        timer = c.systemd.timers.root-rotate-prune.timerConfig // { inherit (c.systemd.timers.root-rotate-prune) wantedBy; };
-      };
+      let i = scriptedHooks { hook = "postResumeCommands"; onFailure = "continue"; };
+      in { inherit (i) postResumeCommands postDeviceCommands; hasUnit = i.systemd.services ? root-rotate; };
     expected = {
-      ExecStart = "${exe} prune --device ${dev} --mount-point /btrfs_tmp --archive @old_roots --keep-days 30 --keep-at-least 3 --budget-ms 120000";
-      PrivateMounts = true;
-      timer = {
-        OnBootSec = "5min";
-        OnCalendar = "daily";
-        Persistent = true;
-        RandomizedDelaySec = "10min";
-        wantedBy = [ "timers.target" ];
-      };
+      postResumeCommands = waitLoop + ''
+        root-rotate rotate ${defaultFlags} || echo "root-rotate failed (exit $?); booting the previous root unchanged"
+      '';
+      # nixpkgs' btrfs module scans for multi-device filesystems here.
+      postDeviceCommands = "btrfs device scan\n";
+      hasUnit = false;
     };
   };
 
-  testAssertionsPassOnSeedLayout = {
-    expr = { scripted = failed (host [ ]); systemd = failed (systemdHost [ ]); };
-    expected = { scripted = [ ]; systemd = [ ]; };
+  testScriptedPostDeviceHookTextFail = {
+    expr =
+      let i = scriptedHooks { hook = "postDeviceCommands"; onFailure = "fail"; };
+      in { inherit (i) postResumeCommands postDeviceCommands; };
+    expected = {
+      postResumeCommands = "";
+      # After nixpkgs' own device scan (mkAfter), so multi-device Btrfs is known.
+      postDeviceCommands = "btrfs device scan\n\n" + waitLoop + ''
+        root-rotate rotate ${defaultFlags} || fail
+      '';
+    };
   };
 
+  # The derivations that build stage 1 carry our text: the init script's
+  # substitutions hold the hook, extra-utils' build copies and runs the binary.
+  testScriptedStage1 = {
+    expr =
+      let
+        c = scriptedHost [ ];
+        i = c.boot.initrd;
+        inherit (c.system.build) bootStage1 extraUtils;
+      in {
+        # Other modules (e2fsprogs, btrfs-progs) append their own lines.
+        extraUtilsCommands = lib.hasPrefix "copy_bin_and_libs ${exeOf c}\n" i.extraUtilsCommands;
+        extraUtilsCommandsTest = lib.hasPrefix "$out/bin/root-rotate --version\n" i.extraUtilsCommandsTest;
+        hookInStage1 = lib.hasInfix "root-rotate rotate ${defaultFlags}" (noContext bootStage1.buildPhase);
+        copiedByExtraUtils = lib.hasInfix (noContext "copy_bin_and_libs ${exeOf c}") (noContext extraUtils.buildCommand);
+        testedByExtraUtils = lib.hasInfix "$out/bin/root-rotate --version" (noContext extraUtils.buildCommand);
+        failed = failedAssertions c;
+        exe = exeOf c;
+      };
+    expected = let exe = exeOf (scriptedHost [ ]); in {
+      inherit exe;
+      extraUtilsCommands = true;
+      extraUtilsCommandsTest = true;
+      hookInStage1 = true;
+      copiedByExtraUtils = true;
+      testedByExtraUtils = true;
+      failed = [ ];
+    };
+  };
+
+  testHookTextHasNoAtWords = {
+    expr = map (c: atWords (let i = scriptedHooks c; in i.postResumeCommands + i.postDeviceCommands)) [
+      { hook = "postResumeCommands"; onFailure = "continue"; }
+      { hook = "postResumeCommands"; onFailure = "fail"; }
+      { hook = "postDeviceCommands"; onFailure = "continue"; }
+      { hook = "postDeviceCommands"; onFailure = "fail"; }
+    ];
+    expected = [ 0 0 0 0 ];
+  };
+
+  # After boot: the prune service and its timer, as systemd reads them.
+  testPruneServiceAndTimer = {
+    expr = let c = systemdHost [ ]; in {
+      service = c.systemd.units."root-rotate-prune.service".text;
+      timer = c.systemd.units."root-rotate-prune.timer".text;
+      timerWantedBy = c.systemd.units."root-rotate-prune.timer".wantedBy;
+      exe = exeOf c;
+    };
+    expected = let c = systemdHost [ ]; exe = exeOf c; in {
+      inherit exe;
+      service = ''
+        [Unit]
+        After=local-fs.target
+        Description=Prune archived Btrfs roots deferred by the boot-time budget
+
+        [Service]
+        Environment="LOCALE_ARCHIVE=${c.i18n.glibcLocales}/lib/locale/locale-archive"
+        Environment="PATH=${lib.makeBinPath c.systemd.services.root-rotate-prune.path}:${lib.makeSearchPath "sbin" c.systemd.services.root-rotate-prune.path}"
+        Environment="TZDIR=${c.time.timeZonePackage or nixos.pkgs.tzdata}/share/zoneinfo"
+        ExecStart=${exe} prune --device ${dev} --mount-point /btrfs_tmp --archive @old_roots --keep-days 30 --keep-at-least 3 --budget-ms 120000
+        IOSchedulingClass=idle
+        Nice=19
+        NoNewPrivileges=true
+        PrivateMounts=true
+        PrivateNetwork=true
+        Type=oneshot
+      '';
+      timer = ''
+        [Unit]
+        Description=Prune archived Btrfs roots
+
+        [Timer]
+        OnBootSec=5min
+        OnCalendar=daily
+        Persistent=true
+        RandomizedDelaySec=10min
+
+
+        [Install]
+        WantedBy=timers.target
+      '';
+      timerWantedBy = [ "timers.target" ];
+    };
+  };
+
+  # Each assertion fires on its bad configuration, with the message a user reads.
   testAssertWrongRootSubvolume = {
-    expr = failed (hostWith [ { fileSystems."/".options = lib.mkForce [ "subvol=@" ]; } ]);
+    expr = ours (systemdHost [ { fileSystems."/".options = lib.mkForce [ "subvol=@" ]; } ]);
     expected = [
       ''
         storage.impermanence: set fileSystems."/" = { device = "${dev}"; fsType = "btrfs"; options = [ "subvol=@root" ]; }
@@ -233,7 +330,7 @@ in
   };
 
   testAssertPersistWithoutNeededForBoot = {
-    expr = failed (hostWith [ { fileSystems."/persist".neededForBoot = lib.mkForce false; } ]);
+    expr = ours (systemdHost [ { fileSystems."/persist".neededForBoot = lib.mkForce false; } ]);
     expected = [
       ''
         storage.impermanence: set fileSystems."/persist".neededForBoot = true
@@ -242,13 +339,142 @@ in
     ];
   };
 
-  testDiskoFileSystems = {
-    expr = fsView (hostWith [ ]);
+  testAssertRootEqualsArchive = {
+    expr = ours (systemdHost [ { storage.impermanence.archiveSubvolume = "@root"; } ]);
+    expected = [ "storage.impermanence: set rootSubvolume and archiveSubvolume to different names." ];
+  };
+
+  # Stage-1 templating would reject the rendered hook; we say so at eval time.
+  testAssertAtWordInHook = {
+    expr = ours (scriptedHost [ { fileSystems."/".device = lib.mkForce "/dev/disk/by-label/@x@"; } ]);
+    expected = [
+      "storage.impermanence: set rootSubvolume/archiveSubvolume/device without at-sign-delimited words; scripted stage 1 rejects them."
+    ];
+  };
+
+  testAssertBackends = {
+    expr = {
+      missingModule = ours (hostWith { persistence = null; extra = [ { storage.impermanence.persistence.backend = "impermanence"; } ]; });
+      # preservation's own assertion fires too; ours says what to set.
+      preservationScripted = ours (hostWith { systemd = false; persistence = "preservation"; });
+      noPersistentMount = ours (systemdHost [
+        {
+          storage.impermanence.persistentMount = null;
+          storage.impermanence.persistence.backend = lib.mkForce "impermanence";
+        }
+      ]);
+    };
     expected = {
-      "/" = { device = dev; fsType = "btrfs"; options = btrfsOpts [ "compress=zstd:3" ] ++ [ "subvol=@root" ]; };
-      "/nix" = { device = dev; fsType = "btrfs"; options = btrfsOpts [ "compress=zstd:1" ] ++ [ "subvol=@nix" ]; };
-      "/persist" = { device = dev; fsType = "btrfs"; options = btrfsOpts [ "compress=zstd:3" ] ++ [ "subvol=@persist" ]; };
-      "/var/log" = { device = dev; fsType = "btrfs"; options = btrfsOpts [ "compress=zstd:3" ] ++ [ "subvol=@log" ]; };
+      missingModule = [ "storage.impermanence: set imports = [ impermanence.nixosModules.impermanence ] (persistence.backend = \"impermanence\")." ];
+      preservationScripted = [ "storage.impermanence: set boot.initrd.systemd.enable = true (preservation needs systemd stage 1), or use persistence.backend = \"impermanence\"." ];
+      noPersistentMount = [ "storage.impermanence: set storage.impermanence.persistentMount (persistence.backend is set but there is no persistent mount)." ];
+    };
+  };
+
+  testNoPersistenceModule = {
+    expr = let c = hostWith { persistence = null; extra = [ { storage.impermanence.persistence.serverDefaults = true; } ]; }; in {
+      backend = c.storage.impermanence.persistence.backend;
+      failed = failedAssertions c;
+    };
+    expected = { backend = null; failed = [ ]; };
+  };
+
+  testImpermanenceServerDefaults = {
+    expr =
+      let
+        p = (systemdHost [
+          {
+            services.openssh.enable = true;
+            storage.impermanence.persistence = { serverDefaults = true; directories = [ "/var/lib/acme" ]; };
+          }
+        ]).environment.persistence."/persist";
+      in
+      {
+        inherit (p) hideMounts;
+        directories = map (d: d.directory) p.directories;
+        files = map (f: f.file) p.files;
+      };
+    expected = {
+      hideMounts = true;
+      directories = [ "/var/lib/nixos" "/var/lib/systemd" "/var/lib/acme" ];
+      files = [
+        "/etc/machine-id"
+        "/etc/ssh/ssh_host_rsa_key"
+        "/etc/ssh/ssh_host_rsa_key.pub"
+        "/etc/ssh/ssh_host_ed25519_key"
+        "/etc/ssh/ssh_host_ed25519_key.pub"
+      ];
+    };
+  };
+
+  # Host keys are symlinks into /persist (preservation's documented way):
+  # a bind-mounted empty file would make sshd-keygen's `rm -f` fail.
+  testPreservationServerDefaults = {
+    expr =
+      let
+        c = hostWith {
+          persistence = "preservation";
+          extra = [
+            {
+              services.openssh.enable = true;
+              services.openssh.hostKeys = [ { type = "ed25519"; path = "/etc/ssh/ssh_host_ed25519_key"; } ];
+              storage.impermanence.persistence.serverDefaults = true;
+            }
+          ];
+        };
+        at = c.preservation.preserveAt."/persist";
+        key = "/etc/ssh/ssh_host_ed25519_key";
+        view = f: { inherit (f) file how configureParent inInitrd; };
+        mountsFor = p: builtins.filter (w: w == p) (map (m: m.where) c.systemd.mounts);
+      in
+      {
+        files = map view at.files;
+        directories = map (d: { inherit (d) directory how inInitrd; }) at.directories;
+        keyTmpfiles = c.systemd.tmpfiles.settings.preservation.${key};
+        pubTmpfiles = c.systemd.tmpfiles.settings.preservation."${key}.pub";
+        parentTmpfiles = c.systemd.tmpfiles.settings.preservation."/persist/etc/ssh" or null != null;
+        keyMounts = mountsFor key ++ mountsFor "${key}.pub";
+        suppressed = c.systemd.suppressedSystemUnits;
+        failed = failedAssertions c;
+      };
+    expected = {
+      files = [
+        { file = "/etc/machine-id"; how = "bindmount"; configureParent = false; inInitrd = true; }
+        { file = "/etc/ssh/ssh_host_ed25519_key"; how = "symlink"; configureParent = true; inInitrd = false; }
+        { file = "/etc/ssh/ssh_host_ed25519_key.pub"; how = "symlink"; configureParent = true; inInitrd = false; }
+      ];
+      directories = [
+        { directory = "/var/lib/nixos"; how = "bindmount"; inInitrd = true; }
+        { directory = "/var/lib/systemd"; how = "bindmount"; inInitrd = false; }
+      ];
+      keyTmpfiles.L = { type = "L"; argument = "/persist/etc/ssh/ssh_host_ed25519_key"; user = "root"; group = "root"; mode = "0644"; age = "-"; };
+      pubTmpfiles.L = { type = "L"; argument = "/persist/etc/ssh/ssh_host_ed25519_key.pub"; user = "root"; group = "root"; mode = "0644"; age = "-"; };
+      parentTmpfiles = true;
+      keyMounts = [ ];
+      suppressed = [ "systemd-machine-id-commit.service" ];
+      failed = [ ];
+    };
+  };
+
+  testDisabledDoesNothing = {
+    expr = let c = (evalSystem [ (layout { }) { system.stateVersion = "26.05"; boot.loader.grub.enable = true; } ]).config; in {
+      unit = c.boot.initrd.systemd.units ? "root-rotate.service";
+      hook = c.boot.initrd.postResumeCommands;
+      timer = c.systemd.timers ? root-rotate-prune;
+      failed = failedAssertions c;
+    };
+    expected = { unit = false; hook = ""; timer = false; failed = [ ]; };
+  };
+
+  # What disko's NixOS module makes of the server layout.
+  testDiskoFileSystems = {
+    expr = lib.mapAttrs (_: fs: { inherit (fs) device fsType options; }) (systemdHost [ ]).fileSystems;
+    expected = {
+      # NixOS marks what stage 1 mounts: neededForBoot, and paths such as /nix and /var/log.
+      "/" = { device = dev; fsType = "btrfs"; options = [ "x-initrd.mount" ] ++ btrfsOpts [ "compress=zstd:3" ] ++ [ "subvol=@root" ]; };
+      "/nix" = { device = dev; fsType = "btrfs"; options = [ "x-initrd.mount" ] ++ btrfsOpts [ "compress=zstd:1" ] ++ [ "subvol=@nix" ]; };
+      "/persist" = { device = dev; fsType = "btrfs"; options = [ "x-initrd.mount" ] ++ btrfsOpts [ "compress=zstd:3" ] ++ [ "subvol=@persist" ]; };
+      "/var/log" = { device = dev; fsType = "btrfs"; options = [ "x-initrd.mount" ] ++ btrfsOpts [ "compress=zstd:3" ] ++ [ "subvol=@log" ]; };
       "/var/lib/containers" = { device = dev; fsType = "btrfs"; options = btrfsOpts [ ] ++ [ "subvol=@containers" ]; };
       "/var/lib/caddy" = { device = dev; fsType = "btrfs"; options = btrfsOpts [ "compress=zstd:3" ] ++ [ "subvol=@caddy" ]; };
       "/boot" = { device = "/dev/disk/by-partlabel/disk-main-ESP"; fsType = "vfat"; options = [ "umask=0077" ]; };
@@ -256,18 +482,26 @@ in
   };
 
   testDiskoSwapAndBootloader = {
-    expr = let c = hostWith [ ]; in {
+    expr = let c = systemdHost [ ]; in {
       swap = map (s: { inherit (s) device randomEncryption; }) c.swapDevices;
       grub = c.boot.loader.grub.devices;
       resume = c.boot.resumeDevice;
     };
     expected = {
-      swap = [ { device = "/dev/disk/by-partlabel/disk-main-swap"; randomEncryption = { enable = true; allowDiscards = false; }; } ];
+      swap = [ { device = "/dev/disk/by-partlabel/disk-main-swap"; randomEncryption = { enable = true; allowDiscards = false; cipher = "aes-xts-plain64"; keySize = null; sectorSize = null; source = "/dev/urandom"; }; } ];
       grub = [ "/dev/vda" ];
       resume = "";
     };
   };
 
+  # root-rotate.service as NixOS renders it is what vm-tests/systemd-initrd
+  # boots under real systemd; the committed copy must not go stale.
+  testInitrdUnitFixture = {
+    expr = import ./initrd-units.nix { inherit nixos; };
+    expected = builtins.fromJSON (builtins.readFile ../../vm-tests/systemd-initrd/rendered-units.json);
+  };
+
+  # Below: our own pure Nix (the layout function) through disko's library.
   testDiskoPartitionsAndArguments = {
     expr =
       let
@@ -320,108 +554,5 @@ in
       hookAfterSubvolumes = true;
       nodatacowAnywhere = false;
     };
-  };
-
-  testEvaluatesWithoutPersistenceModules = {
-    expr = let c = hostWith [ { storage.impermanence.persistence.serverDefaults = true; } ]; in {
-      backend = c.storage.impermanence.persistence.backend;
-      hasPersistenceOption = c.environment ? persistence;
-      failed = failed c;
-    };
-    expected = { backend = null; hasPersistenceOption = false; failed = [ ]; };
-  };
-
-  testImpermanenceServerDefaults = {
-    expr = (hostWith [
-      stubs.impermanence
-      {
-        services.openssh.enable = true;
-        storage.impermanence.persistence = { serverDefaults = true; directories = [ "/var/lib/acme" ]; };
-      }
-    ]).environment.persistence;
-    expected."/persist" = {
-      hideMounts = true;
-      directories = [ "/var/lib/nixos" "/var/lib/systemd" "/var/lib/acme" ];
-      files = [
-        "/etc/machine-id"
-        "/etc/ssh/ssh_host_rsa_key"
-        "/etc/ssh/ssh_host_rsa_key.pub"
-        "/etc/ssh/ssh_host_ed25519_key"
-        "/etc/ssh/ssh_host_ed25519_key.pub"
-      ];
-    };
-  };
-
-  testPreservationServerDefaults = {
-    expr = let c = systemdHost [
-      stubs.preservation
-      {
-        services.openssh.enable = true;
-        services.openssh.hostKeys = [ { type = "ed25519"; path = "/etc/ssh/ssh_host_ed25519_key"; } ];
-        storage.impermanence.persistence.serverDefaults = true;
-      }
-    ]; in {
-      inherit (c) preservation;
-      suppressed = c.systemd.suppressedSystemUnits;
-      failed = failed c;
-    };
-    expected = {
-      preservation = {
-        enable = true;
-        preserveAt."/persist" = {
-          directories = [ { directory = "/var/lib/nixos"; inInitrd = true; } "/var/lib/systemd" ];
-          files = [
-            { file = "/etc/machine-id"; inInitrd = true; }
-            { file = "/etc/ssh/ssh_host_ed25519_key"; mode = "0600"; }
-            "/etc/ssh/ssh_host_ed25519_key.pub"
-          ];
-        };
-      };
-      suppressed = [ "systemd-machine-id-commit.service" ];
-      failed = [ ];
-    };
-  };
-
-  testBackendAssertions = {
-    expr = {
-      missingModule = failed (hostWith [ { storage.impermanence.persistence.backend = "impermanence"; } ]);
-      preservationScripted = failed (hostWith [ stubs.preservation ]);
-    };
-    expected = {
-      missingModule = [ "storage.impermanence: set imports = [ impermanence.nixosModules.impermanence ] (persistence.backend = \"impermanence\")." ];
-      preservationScripted = [ "storage.impermanence: set boot.initrd.systemd.enable = true (preservation needs systemd stage 1), or use persistence.backend = \"impermanence\"." ];
-    };
-  };
-
-  testExampleHostStorage = {
-    expr =
-      let
-        c = eval [
-          stubs.impermanence
-          ../../examples/hetzner-vps/storage.nix
-          { storage.impermanence.package = pkg; }
-        ];
-      in {
-        failed = failed c;
-        neededForBoot = lib.filter (n: c.fileSystems.${n}.neededForBoot) (lib.attrNames c.fileSystems);
-        grub = c.boot.loader.grub.devices;
-        hook = lib.hasInfix "--keep-at-least 5" c.boot.initrd.postResumeCommands;
-      };
-    expected = {
-      failed = [ ];
-      neededForBoot = [ "/persist" "/var/log" ];
-      grub = [ "/dev/sda" ];
-      hook = true;
-    };
-  };
-
-  testDisabledDoesNothing = {
-    expr = let c = eval [ (layout { }) ]; in {
-      services = c.boot.initrd.systemd.services;
-      hook = c.boot.initrd.postResumeCommands;
-      timers = c.systemd.timers;
-      failed = failed c;
-    };
-    expected = { services = { }; hook = ""; timers = { }; failed = [ ]; };
   };
 }
