@@ -42,21 +42,12 @@ let
   };
   unused = name: throw "flake-shim: input ${name} is not needed here";
 
-  # What Nix copies for `self`: the tracked tree, not build output.
-  selfSource = builtins.path {
-    name = "source";
-    path = repo;
-    filter =
-      path: _type:
-      !builtins.elem (baseNameOf path) [
-        ".git"
-        "target"
-        "result"
-      ];
-  };
+  # Where `self` lies. Nix would copy the tracked tree to the store; here a
+  # plain string of the checkout's path stands in for it, so that
+  # `"${self}/examples/..."` can be imported without a writable store.
+  selfSource = toString repo;
   flake = import (repo + "/flake.nix");
-  self = flake.outputs {
-    inherit self;
+  inputs = {
     nixpkgs = nixpkgsInput;
     disko = callFlake disko { nixpkgs = nixpkgsInput; };
     impermanence = callFlake impermanence {
@@ -64,10 +55,18 @@ let
       home-manager = unused "home-manager";
     };
     preservation = callFlake preservation { };
-  } // { outPath = selfSource; };
+  };
+  self = flake.outputs (inputs // { inherit self; }) // {
+    outPath = selfSource;
+    inherit inputs;
+  };
 in
 {
   outputs = self;
+  # For flakes that use this one (the docs' host flakes): its inputs and itself.
+  inputsForUsers = inputs // {
+    root-rotate = self;
+  };
   # The input names flake.nix declares must be exactly those given here.
   declaredInputs = lib.attrNames flake.inputs;
   at = lib.getAttrFromPath (lib.splitString "." attr) self;
