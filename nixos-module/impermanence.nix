@@ -214,7 +214,8 @@ in
           logged and ignored).
         - `"fail"`: stop the boot (systemd: `requiredBy = [ "initrd.target" ]`,
           which leads to `emergency.target`; scripted: `|| fail`, which panics or
-          opens a shell per `boot.panic_on_fail` / `boot.shell_on_fail`).
+          opens a shell per the kernel parameters `boot.panic_on_fail` /
+          `boot.shell_on_fail`, e.g. `boot.kernelParams = [ "boot.shell_on_fail" ];`).
       '';
     };
 
