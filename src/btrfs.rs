@@ -19,6 +19,8 @@ use rustix::mount::{self, MountFlags, UnmountFlags};
 use crate::archive::{Entry, EntryKind};
 use crate::error::{Error, Result};
 
+pub mod default_subvol;
+pub mod marker;
 mod read_ahead;
 mod tree_search;
 
@@ -309,17 +311,6 @@ pub fn exchange(a: &Path, b: &Path) -> Result<()> {
     })
 }
 
-/// Renames, failing with EEXIST instead of replacing or nesting.
-pub fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
-    rfs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE).map_err(|e| {
-        Error::Runtime(format!(
-            "cannot rename {} to {}: {e}",
-            from.display(),
-            to.display()
-        ))
-    })
-}
-
 pub fn is_read_only(path: &Path) -> Result<bool> {
     libbtrfsutil::subvolume_read_only(path).map_err(|e| util("cannot read flags of", path, e))
 }
@@ -335,6 +326,15 @@ pub fn delete_subvolume(path: &Path) -> Result<()> {
     libbtrfsutil::delete_subvolume(path).map_err(|e| util("cannot delete subvolume", path, e))
 }
 
+/// Deletes a subvolume this run created, nested subvolumes included (a
+/// recursive snapshot holds them writable, so no read-only flags to clear).
+pub fn delete_own_tree(path: &Path) -> Result<()> {
+    libbtrfsutil::DeleteSubvolumeOptions::new()
+        .recursive(true)
+        .delete(path)
+        .map_err(|e| util("cannot delete subvolume", path, e))
+}
+
 /// Commits the current transaction, making renames and creations durable.
 pub fn sync(path: &Path) -> Result<()> {
     let fd = rfs::openat(
@@ -345,28 +345,6 @@ pub fn sync(path: &Path) -> Result<()> {
     )
     .map_err(|e| ctx("cannot open", path, e))?;
     rfs::syncfs(&fd).map_err(|e| ctx("cannot commit (syncfs)", path, e))
-}
-
-/// Writes a small file and makes it durable before returning.
-pub fn write_durably(path: &Path, contents: &str) -> Result<()> {
-    use std::io::Write;
-    let mut f = File::create(path).map_err(|e| ctx("cannot create", path, e))?;
-    f.write_all(contents.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| ctx("cannot write", path, e))
-}
-
-/// Reads a small file; `Ok(None)` when it does not exist.
-pub fn read_small(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ctx("cannot read", path, e)),
-    }
-}
-
-pub fn remove_file(path: &Path) -> Result<()> {
-    rfs::unlinkat(CWD, path, AtFlags::empty()).map_err(|e| ctx("cannot remove", path, e))
 }
 
 /// The mount table, for the "never delete what is mounted" rule and `diff`.
