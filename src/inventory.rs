@@ -1,4 +1,4 @@
-//! Reads the archive directory and the mount table, and classifies what it
+//! Reads the archive directory and the mount tables, and classifies what it
 //! finds (the "read the filesystem" step every command starts with).
 
 use crate::archive::{self, Classified, EntryKind};
@@ -30,9 +30,30 @@ pub fn scan(top: &TopLevel, archive: &str) -> Result<Classified> {
         return Ok(Classified::default());
     }
     let entries = btrfs::read_entries(&top.join(archive))?;
-    let mounts = mountinfo::parse(&btrfs::mountinfo()?);
-    let busy = mountinfo::busy_paths(&mounts, &top.path.to_string_lossy());
-    let classified = archive::classify(archive, entries, &busy);
+    // Busy in any mount namespace: our filesystem's `major:minor` from our
+    // own mount (the first table is our namespace's), then each namespace's
+    // paths in use on it.
+    let found = btrfs::mount_tables()?;
+    let tables: Vec<_> = found.tables.iter().map(|t| mountinfo::parse(t)).collect();
+    let dev = tables
+        .first()
+        .and_then(|own| mountinfo::device_at(own, &top.path.to_string_lossy()))
+        .ok_or_else(|| {
+            Error::Runtime(format!(
+                "cannot find the top-level mount {} in /proc/self/mountinfo",
+                top.path.display()
+            ))
+        })?;
+    let mut busy = Vec::new();
+    for table in &tables {
+        busy.extend(mountinfo::busy_paths(table, &dev));
+    }
+    let mut classified = archive::classify(archive, entries, &busy);
+    if let Some(e) = found.unreadable {
+        // Unsure what is in use: treat every archive as busy.
+        log::warn!("{e}; deleting no archive this run");
+        classified.archives.iter_mut().for_each(|a| a.busy = true);
+    }
     let mut warning = Batch::new(
         log::Level::Warn,
         format!("leaving foreign entries in {archive} alone:"),
