@@ -1,9 +1,9 @@
 //! Everything that touches the kernel: mount, subvolume create / snapshot /
 //! delete, rename-exchange, sync, directory reads. Every error names the
 //! operation and the path. This file has no `unsafe`: rustix and
-//! libbtrfsutil carry it, except for the crate's only two uses, in the
-//! submodules `tree_search` (the `TREE_SEARCH` ioctl) and `read_ahead`
-//! (`fork`).
+//! libbtrfsutil carry it, except for the crate's only uses, in the
+//! submodules `tree_search` (the `TREE_SEARCH` ioctl), `read_ahead`
+//! (`fork`) and `namespace` (`unshare`).
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -19,8 +19,13 @@ use rustix::mount::{self, MountFlags, UnmountFlags};
 use crate::archive::{Entry, EntryKind};
 use crate::error::{Error, Result};
 
+pub mod default_subvol;
+pub mod marker;
+mod namespace;
 mod read_ahead;
 mod tree_search;
+
+pub use namespace::mount_tables;
 
 pub use read_ahead::ReadAhead;
 
@@ -68,25 +73,34 @@ pub fn check_device(device: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The top-level volume (subvolid=5) mounted for the duration of a command.
-/// Dropping it unmounts, and removes the mount point if we created it.
+/// The top-level volume (subvolid=5) mounted for the duration of a command,
+/// in the process's private mount namespace (see `namespace`), and locked
+/// against other runs on the same filesystem. Dropping it unmounts, removes
+/// the mount point if we created it, and then releases the lock.
 pub struct TopLevel {
     pub path: PathBuf,
     created_dir: bool,
     mounted: bool,
+    /// The top-level directory, open: holds the `flock`.
+    lock: Option<rustix::fd::OwnedFd>,
 }
 
 impl TopLevel {
     pub fn mount(device: &Path, mount_point: &Path, read_only: bool) -> Result<TopLevel> {
-        let created_dir = match rfs::mkdirat(CWD, mount_point, Mode::from_raw_mode(0o700)) {
-            Ok(()) => true,
-            Err(Errno::EXIST) => false,
-            Err(e) => return Err(ctx("cannot create mount point", mount_point, e)),
-        };
+        namespace::enter_private()?;
+        crate::fault::point("after entering a private mount namespace");
         let mut top = TopLevel {
             path: mount_point.to_owned(),
-            created_dir,
+            created_dir: false,
             mounted: false,
+            lock: None,
+        };
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::Runtime(format!(
+                "mounting the top level of {} at {} failed: {e}",
+                device.display(),
+                mount_point.display()
+            ))
         };
         let flags = if read_only {
             MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV
@@ -94,47 +108,89 @@ impl TopLevel {
             MountFlags::NOSUID | MountFlags::NODEV
         };
         let data = CString::new("subvolid=5").expect("no NUL");
-        mount::mount(device, mount_point, "btrfs", flags, Some(data.as_c_str())).map_err(|e| {
-            Error::Runtime(format!(
-                "mounting the top level of {} at {} failed: {e}",
-                device.display(),
-                mount_point.display()
-            ))
-        })?;
-        top.mounted = true;
-        // Canonical form, as /proc/self/mountinfo shows it.
-        top.path = std::fs::canonicalize(mount_point)
-            .map_err(|e| ctx("cannot resolve", mount_point, e))?;
-        Ok(top)
+        // Each retry below undoes one thing another party did; a few suffice.
+        for _ in 0..8 {
+            match rfs::mkdirat(CWD, mount_point, Mode::from_raw_mode(0o700)) {
+                Ok(()) => top.created_dir = true,
+                Err(Errno::EXIST) => {}
+                Err(e) => return Err(ctx("cannot create mount point", mount_point, e)),
+            }
+            match mount::mount(device, mount_point, "btrfs", flags, Some(data.as_c_str())) {
+                Ok(()) => {}
+                // Another run removed the directory between mkdir and mount.
+                Err(Errno::NOENT) if node(mount_point)? == Node::Missing => continue,
+                // The kernel refuses to stack a filesystem on a mount of
+                // itself at the same place: a mount left there by an older
+                // version or by hand. Set it aside, in our namespace only.
+                Err(Errno::BUSY) if mount::unmount(mount_point, UnmountFlags::DETACH).is_ok() => {
+                    log::warn!(
+                        "{} was already mounted (left by an earlier run?); set aside for this run only",
+                        mount_point.display()
+                    );
+                    continue;
+                }
+                Err(e) => return Err(failed(&e)),
+            }
+            top.mounted = true;
+            // Canonical form, as /proc/self/mountinfo shows it.
+            top.path = std::fs::canonicalize(mount_point)
+                .map_err(|e| ctx("cannot resolve", mount_point, e))?;
+            let lock = match &top.lock {
+                Some(fd) => fd,
+                None => {
+                    let fd = open_dir_nofollow(&top.path)
+                        .map_err(|e| ctx("cannot open", &top.path, e))?;
+                    namespace::lock(&fd, read_only, device)?;
+                    top.lock.insert(fd)
+                }
+            };
+            // A run that removes the mount point it created detaches every
+            // mount on it, ours too if we mounted there meanwhile: mount again.
+            if namespace::still_reaches(&top.path, lock)? {
+                return Ok(top);
+            }
+            top.mounted = false;
+        }
+        Err(failed(&"the mount point keeps changing under it"))
     }
 
     pub fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
-    /// Unmounts explicitly so that a failure is reported, not swallowed.
+    /// Unmounts and removes the mount point if we created it. Neither can
+    /// turn a finished command into a failure: the mount exists only in this
+    /// process's namespace and ends with it, so a failure is only logged.
     pub fn unmount(mut self) -> Result<()> {
-        self.mounted = false;
-        mount::unmount(&self.path, UnmountFlags::empty())
-            .map_err(|e| ctx("cannot unmount", &self.path, e))?;
+        self.release();
+        Ok(())
+    }
+
+    /// Detaches the mount (our own open directory, or a process elsewhere
+    /// that entered it through `/proc/<pid>/root`, would make a plain
+    /// unmount fail with EBUSY), removes the mount point if we created it,
+    /// and only then drops the lock, so that a run waiting for it finds the
+    /// mount point already gone rather than removed under it.
+    fn release(&mut self) {
+        if self.mounted {
+            self.mounted = false;
+            if let Err(e) = mount::unmount(&self.path, UnmountFlags::DETACH) {
+                log::warn!("cannot unmount {}: {e}", self.path.display());
+            }
+        }
         if self.created_dir {
             self.created_dir = false;
-            rfs::unlinkat(CWD, &self.path, AtFlags::REMOVEDIR)
-                .map_err(|e| ctx("cannot remove mount point", &self.path, e))?;
+            if let Err(e) = rfs::unlinkat(CWD, &self.path, AtFlags::REMOVEDIR) {
+                log::warn!("cannot remove mount point {}: {e}", self.path.display());
+            }
         }
-        Ok(())
+        self.lock = None;
     }
 }
 
 impl Drop for TopLevel {
     fn drop(&mut self) {
-        if self.mounted && mount::unmount(&self.path, UnmountFlags::empty()).is_err() {
-            // Busy: detach lazily rather than leave the boot with a stray mount.
-            let _ = mount::unmount(&self.path, UnmountFlags::DETACH);
-        }
-        if self.created_dir {
-            let _ = rfs::unlinkat(CWD, &self.path, AtFlags::REMOVEDIR);
-        }
+        self.release();
     }
 }
 
@@ -309,17 +365,6 @@ pub fn exchange(a: &Path, b: &Path) -> Result<()> {
     })
 }
 
-/// Renames, failing with EEXIST instead of replacing or nesting.
-pub fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
-    rfs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE).map_err(|e| {
-        Error::Runtime(format!(
-            "cannot rename {} to {}: {e}",
-            from.display(),
-            to.display()
-        ))
-    })
-}
-
 pub fn is_read_only(path: &Path) -> Result<bool> {
     libbtrfsutil::subvolume_read_only(path).map_err(|e| util("cannot read flags of", path, e))
 }
@@ -335,6 +380,15 @@ pub fn delete_subvolume(path: &Path) -> Result<()> {
     libbtrfsutil::delete_subvolume(path).map_err(|e| util("cannot delete subvolume", path, e))
 }
 
+/// Deletes a subvolume this run created, nested subvolumes included (a
+/// recursive snapshot holds them writable, so no read-only flags to clear).
+pub fn delete_own_tree(path: &Path) -> Result<()> {
+    libbtrfsutil::DeleteSubvolumeOptions::new()
+        .recursive(true)
+        .delete(path)
+        .map_err(|e| util("cannot delete subvolume", path, e))
+}
+
 /// Commits the current transaction, making renames and creations durable.
 pub fn sync(path: &Path) -> Result<()> {
     let fd = rfs::openat(
@@ -345,28 +399,6 @@ pub fn sync(path: &Path) -> Result<()> {
     )
     .map_err(|e| ctx("cannot open", path, e))?;
     rfs::syncfs(&fd).map_err(|e| ctx("cannot commit (syncfs)", path, e))
-}
-
-/// Writes a small file and makes it durable before returning.
-pub fn write_durably(path: &Path, contents: &str) -> Result<()> {
-    use std::io::Write;
-    let mut f = File::create(path).map_err(|e| ctx("cannot create", path, e))?;
-    f.write_all(contents.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| ctx("cannot write", path, e))
-}
-
-/// Reads a small file; `Ok(None)` when it does not exist.
-pub fn read_small(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ctx("cannot read", path, e)),
-    }
-}
-
-pub fn remove_file(path: &Path) -> Result<()> {
-    rfs::unlinkat(CWD, path, AtFlags::empty()).map_err(|e| ctx("cannot remove", path, e))
 }
 
 /// The mount table, for the "never delete what is mounted" rule and `diff`.

@@ -218,6 +218,21 @@ pub fn budget(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
+/// The arguments as UTF-8, or a one-line usage error naming the first that
+/// is not (std::env::args would panic on it). Device and mount point paths
+/// with such bytes are not supported; subvolume names never have them.
+pub fn utf8_args(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> std::result::Result<Vec<String>, String> {
+    args.enumerate()
+        .map(|(i, a)| {
+            a.into_string().map_err(|bad| {
+                format!("argument {i} is not valid UTF-8: {}", bad.to_string_lossy())
+            })
+        })
+        .collect()
+}
+
 /// Parses argv; `Err(Ok(text))` is --help output, `Err(Err(text))` a usage error.
 pub fn parse(args: &[String]) -> std::result::Result<Cli, std::result::Result<String, String>> {
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();

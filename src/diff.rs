@@ -39,6 +39,12 @@ pub fn excluded_mount_points(mounts: &[mountinfo::Mount], start: &Path) -> HashS
 pub fn diff(start: &Path, as_json: bool) -> Result<()> {
     let start = fs::canonicalize(start)
         .map_err(|e| Error::Runtime(format!("cannot resolve {}: {e}", start.display())))?;
+    if !start.is_dir() {
+        return Err(Error::Usage(format!(
+            "diff --path {} is not a directory; give the directory where the root is mounted",
+            start.display()
+        )));
+    }
     let mounts = mountinfo::parse(&btrfs::mountinfo()?);
     let excluded = excluded_mount_points(&mounts, &start);
     let mut found = Vec::new();

@@ -1,25 +1,44 @@
-//! Logging to `/dev/kmsg` with kernel levels and the prefix `root-rotate:`.
+//! Logging: to the journal under systemd, else to `/dev/kmsg` with kernel
+//! levels and the prefix `root-rotate:`, and to stderr unless that is the
+//! console kmsg already prints to.
 //!
-//! In the initrd there is no journal yet (scripted stage 1) or it forwards to
-//! kmsg anyway (systemd stage 1), so kmsg is where boot logs live. The
-//! `kernlog` crate writes `<5>` for info and prefixes `target[pid]`; we need
-//! `<6>` and a fixed `root-rotate:` prefix that tests and users can grep, so
-//! this is a forty-line logger instead.
+//! Where lines go (chosen once, at start):
+//! - **journal**: systemd connected stderr to the journal (`JOURNAL_STREAM`
+//!   names stderr's device and inode). Lines go to stderr only, each with an
+//!   sd-daemon level prefix (`<3>`, `<4>`, `<6>`), so `journalctl -u <unit>`
+//!   and `systemctl status` show them with their unit and level. This is the
+//!   stage-1 unit and `root-rotate-prune.service`.
+//! - **stderr only**: `ROOT_ROTATE_LOG=stderr` (used by tests).
+//! - **kmsg**: elsewhere (scripted stage 1, the rescue shell), because kmsg is
+//!   where boot logs live before there is a journal. Lines also go to stderr
+//!   unless stderr is the console: there the kernel already prints kmsg, and
+//!   each line would show twice. So a script's `2>&1 | tee log` or `2>file`
+//!   gets every line, and errors always reach the user.
 //!
-//! Lines also go to stderr when kmsg is not writable, when stderr is an
-//! interactive terminal other than the console (a rescue shell over ssh), or
-//! when `ROOT_ROTATE_LOG=stderr` (then only to stderr; used by tests).
+//! The `kernlog` crate writes `<5>` for info and prefixes `target[pid]`; we
+//! need `<6>` and a fixed `root-rotate:` prefix that tests and users can grep,
+//! so this is a small logger of our own.
 
 use std::fs::{File, OpenOptions};
-use std::io::{IsTerminal, Write};
-use std::os::unix::fs::FileTypeExt;
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-struct KmsgLogger {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stderr {
+    /// Not written to.
+    Off,
+    /// `root-rotate: [error: |warning: ]message`, for people and scripts.
+    Plain,
+    /// `<N>message`, for journald (sd-daemon(3) prefixes).
+    Journal,
+}
+
+struct Logger {
     kmsg: Option<Mutex<File>>,
-    stderr: bool,
+    stderr: Stderr,
 }
 
 fn level_number(level: Level) -> u8 {
@@ -31,7 +50,7 @@ fn level_number(level: Level) -> u8 {
     }
 }
 
-impl Log for KmsgLogger {
+impl Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
         metadata.level() <= log::max_level()
     }
@@ -40,56 +59,87 @@ impl Log for KmsgLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        let level = level_number(record.level());
         if let Some(kmsg) = &self.kmsg {
             // One write() per line: kmsg takes each write as one record.
-            let line = format!(
-                "<{}>root-rotate: {}\n",
-                level_number(record.level()),
-                record.args()
-            );
+            let line = format!("<{level}>root-rotate: {}\n", record.args());
             if let Ok(mut f) = kmsg.lock() {
                 let _ = f.write_all(line.as_bytes());
             }
         }
-        if self.stderr {
-            let tag = match record.level() {
-                Level::Error => "error: ",
-                Level::Warn => "warning: ",
-                _ => "",
-            };
-            let _ = writeln!(std::io::stderr(), "root-rotate: {tag}{}", record.args());
-        }
+        let line = match self.stderr {
+            Stderr::Off => return,
+            Stderr::Journal => format!("<{level}>{}\n", record.args()),
+            Stderr::Plain => {
+                let tag = match record.level() {
+                    Level::Error => "error: ",
+                    Level::Warn => "warning: ",
+                    _ => "",
+                };
+                format!("root-rotate: {tag}{}\n", record.args())
+            }
+        };
+        // One write per line, so lines from concurrent runs do not interleave.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn flush(&self) {}
 }
 
-/// Whether stderr is a terminal that is not `/dev/console` (5:1), where kmsg
-/// lines would already show up.
-fn stderr_is_private_terminal() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    if !std::io::stderr().is_terminal() {
+/// `JOURNAL_STREAM=<dev>:<ino>` names stderr when systemd connected it to the
+/// journal (systemd.exec(5)); a child that inherited the variable but not the
+/// stream must not use the journal format.
+fn stderr_is_journal() -> bool {
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    stream.to_str() == Some(&format!("{}:{}", meta.dev(), meta.ino()))
+}
+
+/// Whether stderr is a terminal the kernel prints kmsg on: `/dev/console`
+/// (5:1) or a device named in /sys/class/tty/console/active (`ttyS0`, or
+/// `tty0`, the foreground virtual terminal).
+fn stderr_is_console() -> bool {
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    if !meta.file_type().is_char_device() {
         return false;
     }
-    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+    let rdev = meta.rdev();
+    if rdev == rustix::fs::makedev(5, 1) {
         return true;
-    };
-    !(meta.file_type().is_char_device() && meta.rdev() == rustix::fs::makedev(5, 1))
+    }
+    let active = std::fs::read_to_string("/sys/class/tty/console/active").unwrap_or_default();
+    active.split_whitespace().any(|name| {
+        if name == "tty0" {
+            // Virtual terminals are 4:1 to 4:63.
+            let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+            return major == 4 && (1..64).contains(&minor);
+        }
+        std::fs::metadata(format!("/dev/{name}")).is_ok_and(|m| m.rdev() == rdev)
+    })
 }
 
 pub fn init() {
     let only_stderr = std::env::var_os("ROOT_ROTATE_LOG").is_some_and(|v| v == "stderr");
-    let kmsg = if only_stderr {
-        None
+    let (kmsg, stderr) = if only_stderr {
+        (None, Stderr::Plain)
+    } else if stderr_is_journal() {
+        (None, Stderr::Journal)
     } else {
-        OpenOptions::new()
-            .write(true)
-            .open("/dev/kmsg")
-            .ok()
-            .map(Mutex::new)
+        let kmsg = OpenOptions::new().write(true).open("/dev/kmsg").ok();
+        let stderr = if kmsg.is_some() && stderr_is_console() {
+            Stderr::Off
+        } else {
+            Stderr::Plain
+        };
+        (kmsg.map(Mutex::new), stderr)
     };
-    let stderr = only_stderr || kmsg.is_none() || stderr_is_private_terminal();
-    let logger = Box::new(KmsgLogger { kmsg, stderr });
+    let logger = Box::new(Logger { kmsg, stderr });
     if log::set_boxed_logger(logger).is_ok() {
         log::set_max_level(LevelFilter::Info);
     }

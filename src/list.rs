@@ -13,6 +13,7 @@ use crate::stamp;
 pub fn list(target: &Target, retention: Retention, as_json: bool) -> Result<()> {
     btrfs::check_device(&target.device)?;
     let top = TopLevel::mount(&target.device, &target.mount_point, true)?;
+    inventory::existing_archive_dir(&top, &target.archive)?;
     let archives = inventory::scan(&top, &target.archive)?.archives;
     let nested = archives
         .iter()

@@ -12,6 +12,7 @@ mod inventory;
 mod json;
 mod kmsg;
 mod list;
+mod marker;
 mod mountinfo;
 mod policy;
 mod prune;
@@ -27,7 +28,13 @@ use error::{Error, Result};
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let args: Vec<String> = std::env::args().collect();
+    let args = match cli::utf8_args(std::env::args_os()) {
+        Ok(args) => args,
+        Err(usage) => {
+            eprintln!("root-rotate: {usage}");
+            return ExitCode::from(2);
+        }
+    };
     let cli = match cli::parse(&args) {
         Ok(cli) => cli,
         Err(Ok(help)) => {

@@ -1,7 +1,10 @@
-//! Parsing `/proc/self/mountinfo`. Pure: the caller reads the file.
+//! Parsing `/proc/<pid>/mountinfo`. Pure: the caller reads the files.
 //!
 //! Btrfs does not stop a mounted subvolume from being deleted, so we check
-//! mounts ourselves before deleting anything.
+//! mounts ourselves before deleting anything, in every mount namespace: the
+//! caller finds the filesystem's `major:minor` in its own table
+//! (`device_at`), then asks each namespace's table which paths of that
+//! filesystem are in use there (`busy_paths`).
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -59,18 +62,22 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Paths, relative to the top level of the filesystem mounted at
-/// `our_mount_point`, that are in use: mounted from (`subvol=`, bind mounts)
-/// or mounted onto (anything mounted below any mount of this filesystem).
-pub fn busy_paths(mounts: &[Mount], our_mount_point: &str) -> Vec<String> {
-    let Some(ours) = mounts
+/// `major:minor` of the filesystem mounted at `mount_point`: the last mount
+/// there, the one path lookups see.
+pub fn device_at(mounts: &[Mount], mount_point: &str) -> Option<String> {
+    mounts
         .iter()
         .rev()
-        .find(|m| m.mount_point == our_mount_point)
-    else {
-        return Vec::new();
-    };
-    let same_fs: Vec<&Mount> = mounts.iter().filter(|m| m.dev == ours.dev).collect();
+        .find(|m| m.mount_point == mount_point)
+        .map(|m| m.dev.clone())
+}
+
+/// Paths, relative to the top level of the filesystem `dev` (`major:minor`),
+/// that are in use in one mount table: mounted from (`subvol=`, bind mounts)
+/// or mounted onto (anything mounted below any mount of this filesystem).
+/// Works on any namespace's table: `dev` is the same in all of them.
+pub fn busy_paths(mounts: &[Mount], dev: &str) -> Vec<String> {
+    let same_fs: Vec<&Mount> = mounts.iter().filter(|m| m.dev == dev).collect();
     let mut busy = Vec::new();
     for m in &same_fs {
         if m.root != "/" {
@@ -129,8 +136,22 @@ mod tests {
     }
 
     #[test]
+    fn finds_the_device_of_the_topmost_mount_at_a_path() {
+        let stacked = format!("{SAMPLE}45 40 0:99 / /btrfs_tmp rw - tmpfs tmpfs rw\n");
+        assert_eq!(
+            device_at(&parse(SAMPLE), "/btrfs_tmp").as_deref(),
+            Some("0:35")
+        );
+        assert_eq!(
+            device_at(&parse(&stacked), "/btrfs_tmp").as_deref(),
+            Some("0:99")
+        );
+        assert_eq!(device_at(&parse(SAMPLE), "/elsewhere"), None);
+    }
+
+    #[test]
     fn finds_subvolumes_mounted_elsewhere_and_mounts_inside_archives() {
-        let busy = busy_paths(&parse(SAMPLE), "/btrfs_tmp");
+        let busy = busy_paths(&parse(SAMPLE), "0:35");
         assert!(busy.contains(&"@old_roots/2026-11-01T00:00:00Z".to_owned()));
         assert!(busy.contains(&"@persist/etc".to_owned()));
         assert!(busy.contains(&"@old_roots/2026-11-02T00:00:00Z/tmp".to_owned()));
@@ -141,8 +162,19 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_busy_when_our_mount_is_unknown() {
-        assert!(busy_paths(&parse(SAMPLE), "/elsewhere").is_empty());
+    fn another_namespace_without_our_mount_still_shows_a_mounted_archive() {
+        // A container's table: our top-level mount does not exist there.
+        let other = "\
+100 99 0:35 /@old_roots/2026-11-03T00:00:00Z / rw - btrfs /dev/loop0 rw
+101 100 0:60 / /proc rw - proc proc rw
+102 100 0:35 /@persist /data rw - btrfs /dev/loop0 rw
+103 102 0:61 / /data/cache rw - tmpfs tmpfs rw
+";
+        let busy = busy_paths(&parse(other), "0:35");
+        assert!(busy.contains(&"@old_roots/2026-11-03T00:00:00Z".to_owned()));
+        assert!(busy.contains(&"@old_roots/2026-11-03T00:00:00Z/proc".to_owned()));
+        assert!(busy.contains(&"@persist/cache".to_owned()));
+        assert!(busy_paths(&parse(other), "0:36").is_empty());
     }
 
     #[test]

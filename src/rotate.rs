@@ -9,6 +9,7 @@ use crate::cli::Target;
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::inventory;
+use crate::marker;
 use crate::policy::{self, Retention};
 use crate::prune;
 use crate::stamp::{self, Stamp, MAX_COUNTER};
@@ -38,11 +39,6 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// The marker `rollback` leaves next to the root: the ID of the restored root.
-pub fn marker_path(top: &TopLevel, root: &str) -> std::path::PathBuf {
-    top.join(&format!("{root}.keep-once"))
-}
-
 /// What happened to the root.
 enum Rotation {
     Archived(Archive),
@@ -58,7 +54,23 @@ pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
     let mounted = started.elapsed();
 
     let archive_dir = top.join(&t.archive);
-    if inventory::archive_dir_node(&top, &t.archive)? == Node::Missing {
+    // Every refusal comes before anything is created.
+    let root_node = root_node(&top, &t.root)?;
+    let archive_node = inventory::archive_dir_node(&top, &t.archive)?;
+    if root_node == Node::Missing
+        && archive_node == Node::Missing
+        && !inventory::top_level_subvolumes(&top)?.is_empty()
+    {
+        // A first boot on a layout made for other names would otherwise
+        // create both here and wipe nothing, leaving the real root alone.
+        return Err(inventory::not_found(
+            &top,
+            "root subvolume",
+            "--root",
+            &t.root,
+        ));
+    }
+    if archive_node == Node::Missing {
         if opts.dry_run {
             println!("would create archive subvolume {}", archive_dir.display());
         } else {
@@ -69,14 +81,18 @@ pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
     }
     let t_scan = Instant::now();
     let mut archives = inventory::scan(&top, &t.archive)?.archives;
+    let default = default_subvolume(&top, &mut archives);
     let scanned = t_scan.elapsed();
     // The clock is judged against the archives that existed before this boot.
     let clock = policy::check_clock(now(), BUILD_EPOCH, &prune::candidates(&archives));
 
     let t_rotate = Instant::now();
-    let rotation = rotate_root(&top, t, opts.dry_run)?;
+    let rotation = rotate_root(&top, t, root_node, opts.dry_run)?;
     if let Rotation::Archived(a) = &rotation {
         archives.push(a.clone());
+    }
+    if let Some(default) = default {
+        follow_default(&top, &t.root, default, &mut archives, opts.dry_run);
     }
     let rotated = t_rotate.elapsed();
 
@@ -117,28 +133,31 @@ pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
     Ok(())
 }
 
-fn rotate_root(top: &TopLevel, t: &Target, dry_run: bool) -> Result<Rotation> {
-    let root = top.join(&t.root);
+/// The root's node; anything but a subvolume or nothing is refused.
+fn root_node(top: &TopLevel, name: &str) -> Result<Node> {
+    let root = top.join(name);
     match btrfs::node(&root)? {
-        Node::Missing => {
-            if dry_run {
-                println!("would create missing root subvolume {}", root.display());
-            } else {
-                btrfs::create_subvolume(&root)?;
-                log::warn!(
-                    "root subvolume {} was missing; created a blank one",
-                    root.display()
-                );
-            }
-            return Ok(Rotation::CreatedMissing);
-        }
-        Node::Subvolume => {}
-        _ => {
-            return Err(Error::Runtime(format!(
-                "{} is not a subvolume; refusing to rotate it",
+        n @ (Node::Missing | Node::Subvolume) => Ok(n),
+        _ => Err(Error::Runtime(format!(
+            "{} is not a subvolume; refusing to rotate it",
+            root.display()
+        ))),
+    }
+}
+
+fn rotate_root(top: &TopLevel, t: &Target, node: Node, dry_run: bool) -> Result<Rotation> {
+    let root = top.join(&t.root);
+    if node == Node::Missing {
+        if dry_run {
+            println!("would create missing root subvolume {}", root.display());
+        } else {
+            btrfs::create_subvolume(&root)?;
+            log::warn!(
+                "root subvolume {} was missing; created a blank one",
                 root.display()
-            )))
+            );
         }
+        return Ok(Rotation::CreatedMissing);
     }
     if keep_once(top, &t.root, dry_run)? {
         return Ok(Rotation::KeptOnce);
@@ -186,7 +205,7 @@ fn rotate_root(top: &TopLevel, t: &Target, dry_run: bool) -> Result<Rotation> {
 /// Deletes a subvolume this run created moments ago, after a later step
 /// failed. Logged; a failure to clean up is logged but not fatal.
 pub fn discard_own(path: &Path) {
-    match btrfs::delete_subvolume(path) {
+    match btrfs::delete_own_tree(path) {
         Ok(()) => log::warn!(
             "removed {} again, which this run had just created",
             path.display()
@@ -216,37 +235,119 @@ pub fn create_unique(
     )))
 }
 
-/// Honours and consumes a rollback marker naming the current root.
+/// Honours and consumes a rollback marker naming the current root. Anything
+/// else at the marker's name is stale: logged, removed (or moved aside) and
+/// ignored, and the root rotates. Nothing here can stop the rotation.
 fn keep_once(top: &TopLevel, root: &str, dry_run: bool) -> Result<bool> {
-    let marker = marker_path(top, root);
-    let Some(text) = btrfs::read_small(&marker)? else {
-        return Ok(false);
-    };
+    let name = marker::file_name(root);
+    let shown = top.join(&name);
     let root_id = btrfs::subvolume_id(&top.join(root))?;
-    let matches = text.trim().parse::<u64>().ok() == Some(root_id);
+    let state = match btrfs::marker::read(&top.path, &name) {
+        Ok(found) => marker::judge(found, Some(root_id)),
+        Err(e) => marker::State::Stale(e.to_string()),
+    };
+    let why = match state {
+        marker::State::Absent => return Ok(false),
+        marker::State::Stale(why) => why,
+        marker::State::Pending(_) if dry_run => {
+            println!(
+                "would keep the root once and consume rollback marker {}",
+                shown.display()
+            );
+            return Ok(true);
+        }
+        marker::State::Pending(_) => {
+            // A marker that cannot be removed would keep this root at every
+            // boot: then rotate it after all; the restored root is archived.
+            return match btrfs::marker::remove(&top.path, &name) {
+                Ok(_) => {
+                    log::info!("rollback marker found: keeping restored root {root} (subvolume {root_id}) for this boot");
+                    Ok(true)
+                }
+                Err(e) => {
+                    log::error!("{e}; rotating the restored root instead of keeping it");
+                    Ok(false)
+                }
+            };
+        }
+    };
     if dry_run {
         println!(
-            "would {} rollback marker {}",
-            if matches {
-                "keep the root once and consume"
-            } else {
-                "ignore stale"
-            },
-            marker.display()
+            "would remove stale rollback marker {} ({why})",
+            shown.display()
         );
-        return Ok(matches);
+        return Ok(false);
     }
-    btrfs::remove_file(&marker)?;
-    if matches {
-        log::info!("rollback marker found: keeping restored root {root} (subvolume {root_id}) for this boot");
-    } else {
+    match btrfs::marker::remove(&top.path, &name) {
+        Ok(went) => log::warn!(
+            "ignoring stale rollback marker {} ({why}): {went}",
+            shown.display()
+        ),
+        Err(e) => log::error!(
+            "ignoring stale rollback marker {} ({why}): {e}",
+            shown.display()
+        ),
+    }
+    Ok(false)
+}
+
+/// The default subvolume, when it is the root or one of the archives (a
+/// layout that boots without `subvol=`). An archive that is the default
+/// cannot be deleted (EPERM): it is marked busy, so pruning skips it with
+/// this warning instead of failing at every run.
+fn default_subvolume(top: &TopLevel, archives: &mut [Archive]) -> Option<u64> {
+    let default = match btrfs::default_subvol::get(&top.path) {
+        Ok(id) => id,
+        Err(e) => {
+            log::warn!("{e}");
+            return None;
+        }
+    };
+    for a in archives.iter_mut().filter(|a| a.id == default) {
         log::warn!(
-            "ignoring stale rollback marker {} (names subvolume {}, root is {root_id})",
-            marker.display(),
-            text.trim()
+            "archive {} is the filesystem's default subvolume (btrfs subvolume set-default); it cannot be deleted while it is",
+            a.name
         );
+        a.busy = true;
     }
-    Ok(matches)
+    Some(default)
+}
+
+/// If the default subvolume was the root before the rotation (its ID moved
+/// into the archive with it), or is an archive, makes the new root the
+/// default, so a boot without `subvol=` gets the blank root. In the same
+/// transaction as the rotation; see docs/explanation/crash-safety.md.
+fn follow_default(
+    top: &TopLevel,
+    root: &str,
+    default: u64,
+    archives: &mut [Archive],
+    dry_run: bool,
+) {
+    let Some(archived) = archives.iter_mut().find(|a| a.id == default) else {
+        return;
+    };
+    if dry_run {
+        println!(
+            "would make the new {root} the default subvolume instead of {}",
+            archived.name
+        );
+        return;
+    }
+    let new_root = top.join(root);
+    let done = btrfs::subvolume_id(&new_root)
+        .and_then(|id| btrfs::default_subvol::set(&top.path, id).map(|()| id));
+    match done {
+        Ok(id) => {
+            log::info!(
+                "default subvolume moved from {} to the new {root} (subvolume {id})",
+                archived.name
+            );
+            archived.busy = false;
+            fault::point("after moving the default subvolume");
+        }
+        Err(e) => log::error!("{e}; a boot without subvol= gets archive {}", archived.name),
+    }
 }
 
 fn prune_within_budget(
@@ -272,7 +373,9 @@ pub fn prune(opts: &Options, started: Instant) -> Result<()> {
     btrfs::check_device(&t.device)?;
     let top = TopLevel::mount(&t.device, &t.mount_point, opts.dry_run)?;
     let archive_dir = top.join(&t.archive);
-    let archives = inventory::scan(&top, &t.archive)?.archives;
+    inventory::existing_archive_dir(&top, &t.archive)?;
+    let mut archives = inventory::scan(&top, &t.archive)?.archives;
+    default_subvolume(&top, &mut archives);
     let clock = policy::check_clock(now(), BUILD_EPOCH, &prune::candidates(&archives));
     let report = prune_within_budget(&archive_dir, &archives, clock, opts, started);
     top.unmount()?;

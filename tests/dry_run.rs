@@ -60,12 +60,28 @@ fn dry_run_rotate_changes_nothing_and_says_what_it_would_do() {
 #[test]
 fn dry_run_rotate_with_missing_archive_dir_and_root_changes_nothing() {
     let fx = fixture!(bare "dry_run_rotate_empty");
-    fx.subvol("@persist");
     let before = fx.state();
     let run = fx.rr("rotate", &["--dry-run"]).ok();
     assert_eq!(fx.state(), before);
     assert!(run.stdout.contains("would create"), "{run:#?}");
     assert!(!fx.exists("@root") && !fx.exists("@old_roots"));
+}
+
+/// Neither name exists but the top level holds other subvolumes: a layout
+/// made for other names. Refused, listing what is there, before anything
+/// is created.
+#[test]
+fn rotate_refuses_when_neither_name_exists_beside_other_subvolumes() {
+    let fx = fixture!(bare "rotate_wrong_names");
+    fx.subvol("@persist");
+    let before = fx.state();
+    for dry in [&["--dry-run"][..], &[]] {
+        let run = fx.rr("rotate", dry).fails_with(1);
+        assert!(run.errors()[0].contains("@root does not exist"), "{run:#?}");
+        assert!(run.errors()[0].contains("@persist"), "{run:#?}");
+        assert!(run.errors()[0].contains("--root"), "{run:#?}");
+        assert_eq!(fx.state(), before);
+    }
 }
 
 #[test]

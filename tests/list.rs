@@ -72,11 +72,20 @@ fn list_json_reports_name_time_id_format_nested_and_keep() {
 }
 
 #[test]
-fn list_json_of_an_empty_or_missing_archive_directory_is_an_empty_array() {
+fn list_of_a_missing_archive_directory_fails_and_an_empty_one_is_an_empty_array() {
     let fx = fixture!(bare "list_json_empty");
-    let run = fx.rr("list", &["--json"]).ok();
-    let v: Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(v, Value::Array(vec![]));
+    fx.subvol("old_roots");
+    // A wrong --archive is an error that names what is there, not an empty list.
+    let run = fx.rr("list", &["--json"]).fails_with(1);
+    assert!(
+        run.errors()[0].contains("@old_roots does not exist"),
+        "{run:#?}"
+    );
+    assert!(
+        run.errors()[0].contains("old_roots") && run.errors()[0].contains("--archive"),
+        "{run:#?}"
+    );
+    assert!(run.stdout.is_empty(), "{run:#?}");
     assert!(!fx.exists("@old_roots"), "list must not create anything");
     fx.subvol("@old_roots");
     let run = fx.rr("list", &["--json"]).ok();

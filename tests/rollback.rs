@@ -87,8 +87,14 @@ fn rollback_latest_then_rotate_keeps_the_root_once_then_rotate_wipes() {
         Some("current")
     );
     // The marker sits at the top level and names the restored root.
+    // Its first line is the restored root's ID, the second the archive it came from.
     let marker = fx.read(MARKER).expect("rollback marker");
-    assert_eq!(marker.trim().parse::<u64>().unwrap(), fx.subvol_id("@root"));
+    let mut lines = marker.lines();
+    assert_eq!(
+        lines.next().unwrap().parse::<u64>().unwrap(),
+        fx.subvol_id("@root")
+    );
+    assert_eq!(lines.next(), Some(format!("from {previous}").as_str()));
 
     // First rotate: keeps the restored root once and consumes the marker.
     let restored_id = fx.subvol_id("@root");
@@ -156,14 +162,22 @@ fn rollback_of_a_snippet_named_archive_works() {
 }
 
 #[test]
-fn rollback_without_a_current_root_restores_the_archive() {
+fn rollback_without_a_current_root_refuses_until_one_is_created() {
     let fx = fixture!(bare "rollback_no_root");
     let name = stamp(now() - DAY);
     fx.subvol(&format!("@old_roots/{name}"));
     fx.write(&format!("@old_roots/{name}/state"), "archived");
+    // A missing root is most often a wrong --root: refused, naming what is there.
+    let before = fx.state();
+    let run = fx.rr("rollback", &["--latest"]).fails_with(1);
+    assert!(run.errors()[0].contains("@root does not exist"), "{run:#?}");
+    assert!(run.errors()[0].contains("@old_roots"), "{run:#?}");
+    assert_eq!(fx.state(), before, "a refused rollback changed something");
+    // Really without a root: create a blank one, then roll back.
+    fx.subvol("@root");
     fx.rr("rollback", &["--latest"]).ok();
     assert_eq!(fx.read("@root/state").as_deref(), Some("archived"));
-    assert_eq!(fx.archives(), std::slice::from_ref(&name));
+    assert_eq!(fx.archives().len(), 2, "the blank root is archived too");
     fx.rr("rotate", &[]).ok();
     assert_eq!(fx.read("@root/state").as_deref(), Some("archived"));
     fx.rr("rotate", &[]).ok();

@@ -841,3 +841,167 @@ macro_rules! fixture {
         }
     };
 }
+
+// ---- namespaces (issue: mounts everywhere)
+
+/// Starts the binary with logging to stderr, without waiting for it.
+pub fn spawn_rr(args: &[String]) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .env("ROOT_ROTATE_LOG", "stderr")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn root-rotate")
+}
+
+/// Waits for a started binary and collects its output.
+pub fn finish(child: std::process::Child) -> Run {
+    Run::from(child.wait_with_output().expect("wait for root-rotate"))
+}
+
+/// Polls `cond` (tightly: the moments waited for can be short) until it
+/// holds or `secs` pass; returns whether it held.
+pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    cond()
+}
+
+/// Sends a signal (`STOP`, `CONT`, `TERM`, `KILL`) to a process.
+pub fn signal(pid: u32, sig: &str) {
+    sh("kill", &[&format!("-{sig}"), &pid.to_string()]);
+}
+
+/// Whether process `pid` sees something mounted at `mount_point` (in its
+/// own mount namespace).
+pub fn sees_mount_at(pid: u32, mount_point: &Path) -> bool {
+    let mp = mount_point.to_string_lossy();
+    fs::read_to_string(format!("/proc/{pid}/mountinfo")).is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.split(' ').nth(4).map(unescape).as_deref() == Some(&*mp))
+    })
+}
+
+/// Every mount of the filesystem `dev` (`major:minor`) in every mount
+/// namespace on the machine, as `(namespace, mount point)`, one namespace
+/// read once.
+pub fn mounts_everywhere(dev: &str) -> Vec<(String, String)> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(ns) = fs::read_link(format!("/proc/{pid}/ns/mnt")) else {
+            continue;
+        };
+        let ns = ns.to_string_lossy().into_owned();
+        if seen.contains(&ns) {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
+            continue;
+        };
+        seen.push(ns.clone());
+        for l in text.lines() {
+            let f: Vec<&str> = l.split(' ').collect();
+            if f.get(2) == Some(&dev) {
+                out.push((ns.clone(), unescape(f.get(4).unwrap_or(&""))));
+            }
+        }
+    }
+    out
+}
+
+/// A helper process (e.g. `unshare -m ...`) that prints a line once it is
+/// ready; killed and reaped on drop. Its command must `exec` the final
+/// long-running program, so that killing it ends its mount namespace.
+pub struct Helper {
+    pub child: std::process::Child,
+}
+
+impl Helper {
+    /// Starts `sh -c script` under `prefix` (e.g. `["unshare", "-m"]`) and
+    /// waits up to 30 s for it to print `ready` on stdout.
+    pub fn start(prefix: &[&str], script: &str) -> Helper {
+        use std::io::BufRead;
+        let mut cmd = Command::new(prefix.first().copied().unwrap_or("sh"));
+        if prefix.is_empty() {
+            cmd.args(["-c", script]);
+        } else {
+            cmd.args(&prefix[1..]).args(["sh", "-c", script]);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn helper");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let helper = Helper { child };
+        assert_eq!(line.trim(), "ready", "helper {script:?} did not get ready");
+        helper
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Fixture {
+    /// The arguments `rr` would pass: `cmd --device DEV --mount-point MNT extra`.
+    pub fn args(&self, cmd: &str, mnt: &Path, extra: &[&str]) -> Vec<String> {
+        let mut v = vec![
+            cmd.to_owned(),
+            "--device".to_owned(),
+            self.dev.clone(),
+            "--mount-point".to_owned(),
+            mnt.to_string_lossy().into_owned(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    }
+
+    /// `major:minor` of the filesystem, as mountinfo shows it.
+    pub fn fs_dev(&self) -> String {
+        let top = self.top.to_string_lossy();
+        let text = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        text.lines()
+            .find(|l| l.split(' ').nth(4).map(unescape).as_deref() == Some(&*top))
+            .and_then(|l| l.split(' ').nth(2).map(str::to_owned))
+            .expect("the fixture's top level is mounted")
+    }
+
+    /// Mounts of this filesystem anywhere on the machine other than the
+    /// fixture's own `top`.
+    pub fn stray_mounts(&self) -> Vec<(String, String)> {
+        let top = self.top.to_string_lossy().into_owned();
+        mounts_everywhere(&self.fs_dev())
+            .into_iter()
+            .filter(|(_, mp)| *mp != top)
+            .collect()
+    }
+
+    /// Creates subvolumes (paths relative to the top level, parents listed
+    /// before their children) with one shell loop.
+    pub fn subvol_paths(&self, paths: &[String]) {
+        self.subvols("", paths);
+    }
+}

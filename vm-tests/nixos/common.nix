@@ -3,9 +3,9 @@
 # either flavour.
 #
 # /dev/vda is an empty disk. On the first boot a stage-1 step formats it
-# (Btrfs with @persist only); root-rotate then finds no @root and creates a
-# blank one, and creates @old_roots. /nix comes from the host store (9p), as
-# in every NixOS test, so there is no @nix here.
+# (Btrfs with @persist and an empty @root, as disko would); root-rotate then
+# creates @old_roots. /nix comes from the host store (9p), as in every NixOS
+# test, so there is no @nix here.
 #
 # A test-only knob mirrors the qemu suite's rescue path: with `rr.rescue=rollback`
 # on the kernel command line (QEMU_KERNEL_PARAMS), stage 1 runs
@@ -24,6 +24,9 @@ let
       mkdir -p /rr-fmt
       mount -t btrfs -o subvolid=5 ${device} /rr-fmt
       btrfs subvolume create /rr-fmt/@persist
+      # As disko would: root-rotate refuses a filesystem where neither the
+      # root nor the archive directory exists beside other subvolumes.
+      btrfs subvolume create /rr-fmt/@root
       mkdir -p /rr-fmt/@persist/var/lib/data
       umount /rr-fmt
       rmdir /rr-fmt
