@@ -56,7 +56,7 @@ BOOT_INITRD=$CONT vm_boot boot3-rrfails "$SD_CMDLINE rr.boot=3"
 check "boot 3 (root-rotate fails): unit failed with exit status 1" \
 	eq "$(sdv root-rotate Result) $(sdv root-rotate ExecMainStatus)" "exit-code 1"
 check "boot 3 (root-rotate fails): its error is in the journal" \
-	journal_has 'root-rotate: archive directory /btrfs_tmp/@old_roots is not a directory'
+	unit_journal_has -err 'archive directory /btrfs_tmp/@old_roots is not a directory'
 check "boot 3 (root-rotate fails): reached initrd-switch-root" switched
 check "boot 3 (root-rotate fails): stage 2 ran" stage2_done
 check "boot 3 (root-rotate fails): old root used" eq "$(kv etc)" "boot-1 boot-2"

@@ -212,6 +212,13 @@ sdv() { tr -d '\r' <"$LOG" | sed -n "s/^rr-sd: $1 $2=//p" | tail -n 1; }
 # sd_journal: the initrd journal lines ./report printed.
 sd_journal() { tr -d '\r' <"$LOG" | sed -n 's/^rr-journal: //p'; }
 journal_has() { sd_journal | grep -qF "$1"; }
+# unit_journal_has [-err] TEXT: a line of `journalctl -u root-rotate -b`
+# (at error priority with -err), as root-rotate logged it.
+unit_journal_has() {
+	local tag=rr-unit-journal
+	[ "$1" = -err ] && { tag=rr-unit-journal-err; shift; }
+	tr -d '\r' <"$LOG" | sed -n "s/^$tag: //p" | grep -qF "$1"
+}
 # after_has / before_has UNIT: UNIT is in `systemctl list-dependencies
 # --after` / `--before root-rotate.service`.
 after_has() { tr -d '\r' <"$LOG" | sed -n 's/^rr-sd-after: *//p' | grep -qxF "$1"; }
@@ -242,7 +249,7 @@ sd_assert_rotated() {
 		before "$(sdv device ActiveEnterTimestampMonotonic)" "$(sdv root-rotate ExecMainStartTimestampMonotonic)"
 	check "$n: sysroot.mount started after root-rotate exited" \
 		before "$(sdv root-rotate ExecMainExitTimestampMonotonic)" "$(sdv sysroot InactiveExitTimestampMonotonic)"
-	check "$n: root-rotate logged the rotation" journal_has 'root-rotate: rotate: archived @root as @old_roots/'
+	check "$n: journalctl -u root-rotate shows the rotation" unit_journal_has 'rotate: archived @root as @old_roots/'
 }
 
 # What a systemd 252 stage 1 leaves in an empty root: mount points (the API
