@@ -1,9 +1,9 @@
 //! Everything that touches the kernel: mount, subvolume create / snapshot /
 //! delete, rename-exchange, sync, directory reads. Every error names the
 //! operation and the path. This file has no `unsafe`: rustix and
-//! libbtrfsutil carry it, except for the crate's only two uses, in the
-//! submodules `tree_search` (the `TREE_SEARCH` ioctl) and `read_ahead`
-//! (`fork`).
+//! libbtrfsutil carry it, except for the crate's only uses, in the
+//! submodules `tree_search` (the `TREE_SEARCH` ioctl), `delete` (the
+//! deletion ioctls) and `read_ahead` (`fork`).
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -19,9 +19,11 @@ use rustix::mount::{self, MountFlags, UnmountFlags};
 use crate::archive::{Entry, EntryKind};
 use crate::error::{Error, Result};
 
+mod delete;
 mod read_ahead;
 mod tree_search;
 
+pub use delete::{delete_subvolume, nested_count, ArchiveDir, Outcome};
 pub use read_ahead::ReadAhead;
 
 /// Inode number of every subvolume's root directory (`BTRFS_FIRST_FREE_OBJECTID`).
@@ -257,20 +259,6 @@ pub fn subvolume_id(path: &Path) -> Result<u64> {
     libbtrfsutil::subvolume_id(path).map_err(|e| util("cannot read subvolume ID of", path, e))
 }
 
-/// Every subvolume strictly below the subvolume at `path`, as paths relative to
-/// `path`, deepest first (children before their parents).
-pub fn nested_subvolumes(path: &Path) -> Result<Vec<PathBuf>> {
-    let iter = libbtrfsutil::IterateSubvolume::new(path)
-        .post_order()
-        .iter_with_id()
-        .map_err(|e| util("cannot list subvolumes below", path, e))?;
-    iter.map(|r| {
-        r.map(|(p, _)| p)
-            .map_err(|e| util("cannot list subvolumes below", path, e))
-    })
-    .collect()
-}
-
 /// Creates a blank subvolume. `Ok(false)` when the name already exists.
 pub fn create_subvolume(path: &Path) -> Result<bool> {
     match libbtrfsutil::create_subvolume(path) {
@@ -318,21 +306,6 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
             to.display()
         ))
     })
-}
-
-pub fn is_read_only(path: &Path) -> Result<bool> {
-    libbtrfsutil::subvolume_read_only(path).map_err(|e| util("cannot read flags of", path, e))
-}
-
-pub fn set_writable(path: &Path) -> Result<()> {
-    libbtrfsutil::set_subvolume_read_only(path, false)
-        .map_err(|e| util("cannot clear read-only flag of", path, e))
-}
-
-/// Unlinks one subvolume (not recursive). The space is freed later by the
-/// btrfs cleaner; we do not wait for it.
-pub fn delete_subvolume(path: &Path) -> Result<()> {
-    libbtrfsutil::delete_subvolume(path).map_err(|e| util("cannot delete subvolume", path, e))
 }
 
 /// Commits the current transaction, making renames and creations durable.
