@@ -164,13 +164,16 @@ pub fn execute(
                 report.deleted += 1;
             }
             Ok(()) => {
-                // Stopped between two subvolumes.
-                report.partly = Some(Partly {
-                    name: a.name.clone(),
-                    deleted: outcome.deleted + outcome.gone,
-                    total,
-                    ro_cleared: outcome.ro_cleared,
-                });
+                // Stopped between two subvolumes (or before the first).
+                let deleted = outcome.deleted + outcome.gone;
+                if deleted + outcome.ro_cleared > 0 {
+                    report.partly = Some(Partly {
+                        name: a.name.clone(),
+                        deleted,
+                        total,
+                        ro_cleared: outcome.ro_cleared,
+                    });
+                }
                 report.deferred = plan.order.len() - n;
                 break;
             }
