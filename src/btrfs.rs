@@ -2,8 +2,9 @@
 //! delete, rename-exchange, sync, directory reads. Every error names the
 //! operation and the path. This file has no `unsafe`: rustix and
 //! libbtrfsutil carry it, except for the crate's only uses, in the
-//! submodules `tree_search` (the `TREE_SEARCH` ioctl), `read_ahead`
-//! (`fork`) and `namespace` (`unshare`).
+//! submodules `tree_search` (the `TREE_SEARCH` ioctl), `delete` (the
+//! deletion ioctls), `read_ahead` (`fork`), `namespace` (`unshare`) and
+//! `default_subvol` (libbtrfsutil's C functions).
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -20,13 +21,14 @@ use crate::archive::{Entry, EntryKind};
 use crate::error::{Error, Result};
 
 pub mod default_subvol;
+mod delete;
 pub mod marker;
 mod namespace;
 mod read_ahead;
 mod tree_search;
 
+pub use delete::{nested_count, ArchiveDir, Outcome};
 pub use namespace::mount_tables;
-
 pub use read_ahead::ReadAhead;
 
 /// Inode number of every subvolume's root directory (`BTRFS_FIRST_FREE_OBJECTID`).
@@ -313,20 +315,6 @@ pub fn subvolume_id(path: &Path) -> Result<u64> {
     libbtrfsutil::subvolume_id(path).map_err(|e| util("cannot read subvolume ID of", path, e))
 }
 
-/// Every subvolume strictly below the subvolume at `path`, as paths relative to
-/// `path`, deepest first (children before their parents).
-pub fn nested_subvolumes(path: &Path) -> Result<Vec<PathBuf>> {
-    let iter = libbtrfsutil::IterateSubvolume::new(path)
-        .post_order()
-        .iter_with_id()
-        .map_err(|e| util("cannot list subvolumes below", path, e))?;
-    iter.map(|r| {
-        r.map(|(p, _)| p)
-            .map_err(|e| util("cannot list subvolumes below", path, e))
-    })
-    .collect()
-}
-
 /// Creates a blank subvolume. `Ok(false)` when the name already exists.
 pub fn create_subvolume(path: &Path) -> Result<bool> {
     match libbtrfsutil::create_subvolume(path) {
@@ -363,21 +351,6 @@ pub fn exchange(a: &Path, b: &Path) -> Result<()> {
             b.display()
         ))
     })
-}
-
-pub fn is_read_only(path: &Path) -> Result<bool> {
-    libbtrfsutil::subvolume_read_only(path).map_err(|e| util("cannot read flags of", path, e))
-}
-
-pub fn set_writable(path: &Path) -> Result<()> {
-    libbtrfsutil::set_subvolume_read_only(path, false)
-        .map_err(|e| util("cannot clear read-only flag of", path, e))
-}
-
-/// Unlinks one subvolume (not recursive). The space is freed later by the
-/// btrfs cleaner; we do not wait for it.
-pub fn delete_subvolume(path: &Path) -> Result<()> {
-    libbtrfsutil::delete_subvolume(path).map_err(|e| util("cannot delete subvolume", path, e))
 }
 
 /// Deletes a subvolume this run created, nested subvolumes included (a

@@ -122,7 +122,8 @@ pub fn existing_archive_dir(top: &TopLevel, archive: &str) -> Result<()> {
     }
 }
 
-/// Number of subvolumes nested (at any depth) inside an archive.
-pub fn nested_count(top: &TopLevel, archive: &str, name: &str) -> Result<usize> {
-    Ok(btrfs::nested_subvolumes(&top.join(archive).join(name))?.len())
+/// Number of subvolumes nested (at any depth) inside an archive, from the
+/// root tree (by subvolume ID: no path is walked).
+pub fn nested_count(top: &TopLevel, archive: &archive::Archive) -> Result<usize> {
+    btrfs::nested_count(&top.path, archive.id)
 }

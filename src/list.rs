@@ -17,7 +17,7 @@ pub fn list(target: &Target, retention: Retention, as_json: bool) -> Result<()> 
     let archives = inventory::scan(&top, &target.archive)?.archives;
     let nested = archives
         .iter()
-        .map(|a| inventory::nested_count(&top, &target.archive, &a.name))
+        .map(|a| inventory::nested_count(&top, a))
         .collect::<Result<Vec<_>>>()?;
     top.unmount()?;
     let now = now();

@@ -1005,3 +1005,120 @@ impl Fixture {
         self.subvols("", paths);
     }
 }
+
+// ---- deletion (linear nested deletion)
+
+/// Creates `count` subvolumes nested in `rel` (created as a directory when
+/// missing), in process: one libbtrfsutil call each, no `btrfs` processes.
+/// Every tenth one sits inside the one before it (depth 2), the others
+/// directly in `rel`. With `read_only`, each one that holds another is then
+/// made read-only (docker-style layers). Returns the paths of the holders.
+pub fn nested_in_process(fx: &Fixture, rel: &str, count: usize, read_only: bool) -> Vec<PathBuf> {
+    let base = fx.path(rel);
+    fs::create_dir_all(&base).unwrap();
+    let mut holders = Vec::new();
+    let mut last = base.clone();
+    for i in 0..count {
+        let p = if i % 10 == 9 {
+            holders.push(last.clone());
+            last.join(format!("n{i}"))
+        } else {
+            base.join(format!("n{i}"))
+        };
+        libbtrfsutil::create_subvolume(&p)
+            .unwrap_or_else(|e| panic!("create subvolume {}: {e}", p.display()));
+        last = p;
+    }
+    if read_only {
+        for h in &holders {
+            libbtrfsutil::set_subvolume_read_only(h, true)
+                .unwrap_or_else(|e| panic!("make {} read-only: {e}", h.display()));
+        }
+    }
+    holders
+}
+
+/// Creates a chain of `levels` subvolumes in the subvolume `rel`, each in a
+/// directory `d` of the one before, every name `name_len` bytes long, so the
+/// deepest paths exceed PATH_MAX (4096 bytes) when `levels * (name_len + 3)`
+/// does. Only short paths are used: `/proc/self/fd/N/<name>` with N an open
+/// directory (openat-relative creation). With `read_only` the chain is made
+/// read-only from the inside out. Returns the first level's name.
+pub fn chain_beyond_path_max(
+    fx: &Fixture,
+    rel: &str,
+    levels: usize,
+    name_len: usize,
+    read_only: bool,
+) -> String {
+    use std::os::fd::AsRawFd;
+    let via = |dir: &fs::File, name: &str| {
+        PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()))
+    };
+    let name_at = |level: usize| {
+        let tag = format!("-{level:03}");
+        format!("{}{tag}", "n".repeat(name_len - tag.len()))
+    };
+    let mut dir = fs::File::open(fx.path(rel)).expect("open the chain's base");
+    let mut levels_open = Vec::new();
+    for level in 0..levels {
+        let name = name_at(level);
+        libbtrfsutil::create_subvolume(via(&dir, &name))
+            .unwrap_or_else(|e| panic!("create chain level {level}: {e}"));
+        let subvol = fs::File::open(via(&dir, &name)).expect("open chain level");
+        fs::create_dir(via(&subvol, "d")).expect("mkdir d");
+        fs::write(via(&subvol, "d/data"), name.as_bytes()).expect("write data");
+        dir = fs::File::open(via(&subvol, "d")).expect("open d");
+        levels_open.push(subvol);
+    }
+    if read_only {
+        for subvol in levels_open.iter().rev() {
+            libbtrfsutil::set_subvolume_read_only(via(subvol, "."), true)
+                .unwrap_or_else(|e| panic!("make a chain level read-only: {e}"));
+        }
+    }
+    name_at(0)
+}
+
+/// User plus system CPU seconds of `root-rotate <cmd> --device ...`, measured
+/// by `sh`'s `times` (its only child is the binary, so nothing else a test
+/// runs is counted), with the run itself.
+pub fn rr_cpu(fx: &Fixture, cmd: &str, extra: &[&str]) -> (Run, f64) {
+    let mut args = vec![
+        "-c",
+        r#""$@"; rc=$?; times >&2; exit $rc"#,
+        "sh",
+        BIN,
+        cmd,
+        "--device",
+        &fx.dev,
+        "--mount-point",
+        fx.mnt.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = Command::new("sh")
+        .args(&args)
+        .env("ROOT_ROTATE_LOG", "stderr")
+        .output()
+        .expect("run sh");
+    let mut run = Run::from(out);
+    assert!(!is_mount_point(&fx.mnt), "left mounted: {run:#?}");
+    let mut lines: Vec<&str> = run.stderr.lines().collect();
+    let children = lines.pop().expect("times output").to_owned();
+    lines.pop(); // the shell's own times
+    let seconds = |t: &str| -> f64 {
+        let (m, s) = t.trim_end_matches('s').split_once('m').expect("NmS.SSs");
+        m.parse::<f64>().unwrap() * 60.0 + s.parse::<f64>().unwrap()
+    };
+    let cpu: f64 = children.split_whitespace().map(seconds).sum();
+    run.stderr = lines.iter().map(|l| format!("{l}\n")).collect();
+    (run, cpu)
+}
+
+/// Every subvolume path (relative to the top level) that starts with `prefix`.
+pub fn subvolumes_under(fx: &Fixture, prefix: &str) -> Vec<String> {
+    fx.subvolume_paths()
+        .into_iter()
+        .filter(|p| p.starts_with(prefix))
+        .collect()
+}

@@ -3,7 +3,8 @@
 # killed at random moments. A test build (--features fault-injection) resets
 # the machine without sync at point K of root_rotate.crash_at=K; K counts up
 # until the run says "point K not reached": on a first boot (no @old_roots),
-# on a later boot with due archives to prune, and in a rescue rollback.
+# on a later boot with due archives to prune, on a boot whose root is the
+# default subvolume, and in a rescue rollback (marker written and renamed).
 # After every cut, the next normal
 # boot must come up on a usable blank @root with nothing missing from
 # /persist (for rollback: blank, or the restored root if the cut came after
@@ -33,6 +34,24 @@ seed_due() {
 	done
 	renew_root
 	img_umount
+}
+# seed_default_root: the root is the filesystem's default subvolume (a
+# layout that boots without subvol=); rotate must move the default along.
+seed_default_root() {
+	img_mount "$IMG"
+	renew_root
+	btrfs -q subvolume set-default "$MNT/@root"
+	img_umount
+}
+# default_is_root: the default subvolume is the current @root.
+# shellcheck disable=SC2317 # called through check
+default_is_root() {
+	img_mount "$IMG" ro
+	local def root
+	def=$(btrfs subvolume get-default "$MNT" | awk '{print $2}')
+	root=$(btrfs inspect-internal rootid "$MNT/@root")
+	img_umount
+	[ "$def" = "$root" ] || { log "default subvolume $def, root $root"; return 1; }
 }
 # latest_files: the files of the most recently archived root (highest
 # subvolume ID), i.e. what a completed `rollback --latest` restores.
@@ -82,6 +101,10 @@ crash_series() {
 			seed_due
 			n=$((n + 1))
 			BOOT_INITRD=$FAULT_INITRD vm_boot "rotate-k$k" "rr.boot=$n $KA root_rotate.crash_at=$k"
+		elif [ "$kind" = defaultroot ]; then
+			seed_default_root
+			n=$((n + 1))
+			BOOT_INITRD=$FAULT_INITRD vm_boot "defaultroot-k$k" "rr.boot=$n $KA root_rotate.crash_at=$k"
 		else
 			restored=$(latest_files)
 			BOOT_INITRD=$FAULT_INITRD vm_boot "rollback-k$k" "rr.boot=rescue rr.rescue=rollback root_rotate.crash_at=$k"
@@ -103,6 +126,7 @@ crash_series() {
 		check "$kind k=$k: the cut boot never reached stage 2" not grep -q '^rr-stage2: boot=' "$LOG"
 		log "$kind k=$k: $line"
 		recover "$kind k=$k" "$restored"
+		[ "$kind" != defaultroot ] || check "$kind k=$k: the default subvolume is the root again" default_is_root
 		extra=$(top_level_extras)
 		[ -z "$extra" ] || log "$kind k=$k: extra top-level entries: $extra"
 		k=$((k + 1))
@@ -111,6 +135,7 @@ crash_series() {
 }
 crash_series firstboot
 crash_series rotate
+crash_series defaultroot
 crash_series rollback
 
 # qemu SIGKILLed mid-run (any instruction, any I/O): during a long prune
