@@ -82,3 +82,37 @@ fn rotate_on_a_full_filesystem_leaves_no_stray_archive() {
     );
     assert!(fx.archives().is_empty(), "{:?}", fx.archives());
 }
+
+/// A rollback on a full filesystem fails with exit 1 and leaves nothing
+/// behind: no snapshot taking a keep-at-least slot, no marker.
+#[test]
+fn rollback_on_a_full_filesystem_leaves_no_snapshot_and_no_marker() {
+    let Some(fx) = full_filesystem("enospc_rollback") else {
+        return;
+    };
+    // An archive with content to restore (made before the disk filled up
+    // would be nicer, but a rotation needs space: seed it by hand).
+    common::sh(
+        "btrfs",
+        &[
+            "subvolume",
+            "snapshot",
+            fx.path("@root").to_str().unwrap(),
+            fx.path("@old_roots/2026-01-01T00:00:00Z").to_str().unwrap(),
+        ],
+    );
+    let before = fx.subvolume_paths();
+    let run = fx.rr("rollback", &["--latest"]);
+    if run.code == 0 {
+        eprintln!("\n### ENOSPC NOT REPRODUCED on this kernel: rollback succeeded ###\n");
+        return;
+    }
+    let run = run.fails_with(1);
+    assert_eq!(
+        fx.subvolume_paths(),
+        before,
+        "a failed rollback left subvolumes: {run:#?}"
+    );
+    assert!(!fx.exists("@root.keep-once"), "{run:#?}");
+    assert!(!fx.exists("@root.keep-once.tmp"), "{run:#?}");
+}
