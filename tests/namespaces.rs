@@ -326,19 +326,24 @@ fn two_concurrent_prunes_both_succeed_and_delete_everything_due() {
     }
 }
 
-#[test]
-fn a_run_waits_for_another_run_on_the_same_filesystem() {
-    let Some((fx, names)) = with_due("ns_lock_waits", 2, 0) else {
-        return;
-    };
-    // Another run's lock, taken through a different mount of the filesystem.
-    let holder = Helper::start(
+/// Another run's lock on the filesystem, taken through a different mount
+/// of it (the fixture's own), held until the helper is dropped.
+fn hold_lock(fx: &Fixture) -> Helper {
+    Helper::start(
         &[],
         &format!(
             "exec 9<{} && flock -x 9 && echo ready && exec sleep 120",
             fx.top.display()
         ),
-    );
+    )
+}
+
+#[test]
+fn a_run_waits_for_another_run_on_the_same_filesystem() {
+    let Some((fx, names)) = with_due("ns_lock_waits", 2, 0) else {
+        return;
+    };
+    let holder = hold_lock(&fx);
     let prune = spawn_rr(&fx.args("prune", &fx.mnt, &["--keep-at-least", "0"]));
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let archives_while_held = fx.archives();
@@ -361,13 +366,7 @@ fn a_run_whose_mount_point_is_removed_while_it_waits_mounts_again() {
     let Some((fx, _)) = with_due("ns_mount_point_removed", 2, 1) else {
         return;
     };
-    let holder = Helper::start(
-        &[],
-        &format!(
-            "exec 9<{} && flock -x 9 && echo ready && exec sleep 120",
-            fx.top.display()
-        ),
-    );
+    let holder = hold_lock(&fx);
     let prune = spawn_rr(&fx.args("prune", &fx.mnt, &["--keep-at-least", "0"]));
     let pid = prune.id();
     let mounted = wait_until(30, || common::sees_mount_at(pid, &fx.mnt));
