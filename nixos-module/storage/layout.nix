@@ -3,7 +3,12 @@
 # swapDevices for NixOS and into the formatting script for the install
 # (`disko --mode destroy,format,mount`). Partition labels:
 # disk-<disk>-{bios,ESP,swap,root|data}.
-{ config, lib, ... }:
+{
+  config,
+  lib,
+  options,
+  ...
+}:
 let
   top = config.storage;
   L = import ./lib.nix { inherit lib; } top;
@@ -88,10 +93,18 @@ let
   };
 in
 {
-  config = lib.mkIf top.enable {
-    disko.devices.disk = lib.mapAttrs diskConfig top.disks;
-
+  # disko's module may be absent (root-rotate's module alone, as in the VM
+  # tests): then define nothing under disko, and assert when enabled.
+  config = lib.mkIf top.enable (
+    lib.optionalAttrs (options ? disko) {
+      disko.devices.disk = lib.mapAttrs diskConfig top.disks;
+    }
+    // {
     assertions = [
+      {
+        assertion = options ? disko;
+        message = "storage: storage.enable needs disko's NixOS module (imports = [ disko.nixosModules.disko ]); it generates the layout.";
+      }
       {
         assertion = L.rootSubvolume != null || top.activeProfile == null;
         message = "storage: no enabled subvolume in storage.btrfs.subvolumes has mountpoint = \"/\".";
@@ -101,5 +114,6 @@ in
         message = "storage: more than one disk has esp = true; /boot can be mounted from one only.";
       }
     ];
-  };
+    }
+  );
 }
