@@ -32,14 +32,18 @@
 
       # The persistence backend is whichever of the two modules is imported.
       mkHost =
-        { systemdInitrd, persistenceModule }:
+        {
+          systemdInitrd,
+          persistenceModule,
+          host ? "hetzner-vps",
+        }:
         lib.nixosSystem {
           modules = [
             { nixpkgs.hostPlatform = system; }
             disko.nixosModules.disko
             persistenceModule
             self.nixosModules.default
-            ./examples/hetzner-vps/configuration.nix
+            (./examples + "/${host}/configuration.nix")
             { boot.initrd.systemd.enable = systemdInitrd; }
           ];
         };
@@ -83,7 +87,7 @@
       # import root-rotate.lib.diskoLayouts.impermanentServer { device = "/dev/sda"; }
       lib.diskoLayouts.impermanentServer = import ./nixos-module/disko/impermanent-server.nix;
 
-      # The example host in both initrd flavours, and with preservation
+      # The first example host in both initrd flavours, and with preservation
       # (which needs systemd stage 1) instead of impermanence.
       nixosConfigurations = {
         hetzner-vps = mkHost {
@@ -98,7 +102,17 @@
           systemdInitrd = true;
           persistenceModule = preservation.nixosModules.default;
         };
-      };
+      }
+      # The five hosts of the storage.* profiles (examples/<host>/,
+      # docs/reference/storage-profiles.md), systemd stage 1.
+      // lib.genAttrs [ "zephyrus" "yoga" "hetzner" "contabo" "ovh" ] (
+        host:
+        mkHost {
+          inherit host;
+          systemdInitrd = true;
+          persistenceModule = impermanence.nixosModules.impermanence;
+        }
+      );
 
       checks.${system} = vmTests // {
         # Same script as outside Nix (real NixOS evaluation of every case);

@@ -1,0 +1,49 @@
+# Shared by the example servers (hetzner, contabo, ovh): boot loader, network,
+# SSH and users of an impermanent VPS. Not a host itself (no configuration.nix).
+{ lib, ... }:
+{
+  system.stateVersion = "26.05";
+  boot.initrd.systemd.enable = lib.mkDefault true;
+
+  # Legacy BIOS (SeaBIOS) on all three providers: GRUB goes into the EF02
+  # partition of the profile's layout; disko fills in boot.loader.grub.devices.
+  # The ESP is there too, so the same layout boots on UEFI.
+  boot.loader.grub = {
+    enable = true;
+    efiSupport = true;
+    efiInstallAsRemovable = true;
+  };
+  boot.initrd.availableKernelModules = [
+    "ahci"
+    "xhci_pci"
+    "virtio_pci"
+    "virtio_scsi"
+    "sd_mod"
+    "sr_mod"
+  ];
+
+  networking.useNetworkd = true;
+  systemd.network.networks."10-wan" = {
+    matchConfig.Name = "en*";
+    networkConfig.DHCP = "ipv4";
+  };
+
+  services.openssh = {
+    enable = true;
+    settings.PasswordAuthentication = false;
+  };
+
+  # The root is wiped at every boot (storage.impermanentRoot, the server
+  # default): users must be declarative, and machine-id, SSH host keys,
+  # /var/lib/nixos and /var/lib/systemd persist under /persist.
+  users.mutableUsers = false;
+  users.users.root.openssh.authorizedKeys.keys = [
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIREPLACEREPLACEREPLACEREPLACEREPLACEREPLACE admin@example" # REPLACE
+  ];
+  storage.impermanence.persistence.serverDefaults = true;
+
+  nix.settings.experimental-features = [
+    "nix-command"
+    "flakes"
+  ];
+}
