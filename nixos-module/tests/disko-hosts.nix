@@ -13,4 +13,10 @@
 # Sizes: GB = 10^9 bytes, G = 2^30 (coreutils). A sparse file costs nothing.
 {
   hetzner-vps = { disks.main = "458GB"; };
+  # The storage.* profiles (examples/<host>/), disks sized like the real ones.
+  hetzner = { disks.main = "458GB"; };
+  contabo = { disks.main = "536GB"; };
+  ovh = { disks.main = "200GB"; };
+  yoga = { disks.main = "1TB"; };
+  zephyrus = { disks = { primary = "2TB"; secondary = "1TB"; }; };
 }
