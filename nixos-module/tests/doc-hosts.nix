@@ -34,6 +34,24 @@ in
       inherit extra;
     };
 
+  # A server with storage.* on and nothing else: the example chooses the
+  # profile (or detection does).
+  storage-auto =
+    { backend, systemdInitrd }:
+    extra:
+    nixos.evalSystem (
+      lib.optional (backend != null) nixos.persistenceModules.${backend}
+      ++ [
+        {
+          system.stateVersion = "26.05";
+          boot.loader.grub.enable = true;
+          boot.initrd.systemd.enable = systemdInitrd;
+          storage.enable = true;
+        }
+      ]
+      ++ extra
+    );
+
   # A host that used the snippet: other subvolume names, plain fileSystems.
   snippet-layout =
     { backend, systemdInitrd }:
