@@ -34,12 +34,17 @@ done
 scrub_running() {
   btrfs scrub status "$1" 2>/dev/null | grep -Eqi 'status:[[:space:]]+running|running for'
 }
-# balance status: "No balance found on '<mp>'" when idle; otherwise a
-# running or paused balance is described.
-balance_running() {
-  local out
-  out=$(btrfs balance status "$1" 2>&1) || true
-  ! grep -q 'No balance found' <<<"$out"
+# balance status exits 0 when no balance runs, 1 when one is running or
+# paused, 2 on other errors (btrfs-balance(8)); an error is not "running":
+# it would skip the filesystem silently.
+balance_state() {
+  local rc=0
+  btrfs balance status "$1" >/dev/null 2>&1 || rc=$?
+  case $rc in
+    0) echo idle ;;
+    1) echo running ;;
+    *) echo error ;;
+  esac
 }
 
 failed=0
@@ -48,10 +53,17 @@ for mp in "$@"; do
     echo "btrfs-balance: $mp: a scrub is running, skipped"
     continue
   fi
-  if balance_running "$mp"; then
-    echo "btrfs-balance: $mp: a balance is already running or paused, skipped"
-    continue
-  fi
+  case $(balance_state "$mp") in
+    running)
+      echo "btrfs-balance: $mp: a balance is already running or paused, skipped"
+      continue
+      ;;
+    error)
+      echo "btrfs-balance: $mp: cannot read its balance status (not a Btrfs mount?)" >&2
+      failed=1
+      continue
+      ;;
+  esac
   echo "btrfs-balance: $mp: btrfs balance start -dusage=$dusage -musage=$musage"
   if btrfs balance start -dusage="$dusage" -musage="$musage" "$mp"; then
     echo "btrfs-balance: $mp: done"
