@@ -16,6 +16,13 @@ hetzner
   btrfs = hetzner.btrfs // {
     subvolumes = removeAttrs hetzner.btrfs.subvolumes [ "@caddy" ];
   };
+  snapshots = {
+    schedule = "hourly";
+    retention = hetzner.snapshots.retention // {
+      hourly = 24;
+      min = "latest";
+    };
+  };
   maintenance = hetzner.maintenance // {
     balance = hetzner.maintenance.balance // {
       interval = "quarterly";

@@ -54,6 +54,18 @@
       "@old_roots" = { };
     };
   };
+  # RPO 15 min: a snapshot every 15 minutes, all of the last 2 hours kept,
+  # then the first of each hour for 48 hours.
+  snapshots = {
+    schedule = "*:0/15";
+    retention = {
+      hourly = 48;
+      daily = 30;
+      weekly = 12;
+      monthly = 12;
+      min = "2h";
+    };
+  };
   maintenance = {
     trim.interval = "weekly";
     scrub.interval = "monthly";

@@ -18,6 +18,13 @@ hetzner
       "@redis"
     ];
   };
+  snapshots = {
+    schedule = "hourly";
+    retention = hetzner.snapshots.retention // {
+      hourly = 24;
+      min = "latest";
+    };
+  };
   maintenance = hetzner.maintenance // {
     balance = hetzner.maintenance.balance // {
       interval = "quarterly";

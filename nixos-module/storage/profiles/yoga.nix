@@ -52,6 +52,16 @@
       "@old_roots" = { };
     };
   };
+  snapshots = {
+    schedule = "hourly";
+    retention = {
+      hourly = 24;
+      daily = 7;
+      weekly = 4;
+      monthly = 12;
+      min = "latest";
+    };
+  };
   maintenance = {
     trim.interval = "weekly";
     scrub.interval = "monthly";

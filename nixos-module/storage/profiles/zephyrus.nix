@@ -64,10 +64,28 @@ in
         nocow = true;
       };
       "@old_roots" = primary { };
+      # btrbk's snapshot_dir: snapshots stay on their own filesystem.
+      "@snapshots" = primary { };
       "@cache" = secondary { mountpoint = "/var/cache"; };
       "@backups" = secondary { mountpoint = "/var/lib/backups"; };
       # Copies of the primary's snapshots (btrfs send/receive target).
-      "@snapshots" = secondary { };
+      "@snapshot-copies" = secondary { };
+    };
+  };
+  snapshots = {
+    # Copies on the secondary NVMe: a dead primary loses no snapshot.
+    copies = {
+      enable = true;
+      disk = "secondary";
+      subvolume = "@snapshot-copies";
+    };
+    schedule = "hourly";
+    retention = {
+      hourly = 24;
+      daily = 7;
+      weekly = 4;
+      monthly = 12;
+      min = "latest";
     };
   };
   maintenance = {
