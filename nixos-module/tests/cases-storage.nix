@@ -30,7 +30,8 @@ let
   summary =
     c:
     let
-      btrfs = lib.filterAttrs (_: f: f.fsType == "btrfs") c.fileSystems;
+      # The top-level mounts of storage.snapshots are checked by ./cases-snapshots.nix.
+      btrfs = lib.filterAttrs (n: f: f.fsType == "btrfs" && !lib.hasPrefix "/mnt/btrfs/" n) c.fileSystems;
       disks = c.disko.devices.disk;
       btrfsPart = d: lib.findFirst (p: p.content.type or null == "btrfs") null (lib.attrValues d.content.partitions);
     in
@@ -209,8 +210,8 @@ in
         secondary = [ "data:8300:100%" ];
       };
       subvolumes = {
-        primary = [ "@containers" "@home" "@log" "@nix" "@old_roots" "@persist" "@postgresql" "@redis" "@root" ];
-        secondary = [ "@backups" "@cache" "@snapshots" ];
+        primary = [ "@containers" "@home" "@log" "@nix" "@old_roots" "@persist" "@postgresql" "@redis" "@root" "@snapshots" ];
+        secondary = [ "@backups" "@cache" "@snapshot-copies" ];
       };
       nocowHooks = {
         primary = [ "@containers @postgresql @redis" ];
