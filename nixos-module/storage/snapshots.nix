@@ -49,7 +49,8 @@ let
   # btrbk's `volume`, with `snapshot_dir = @snapshots` inside it.
   topMount = disk: "${cfg.topLevelMountBase}/${disk}";
   diskOf = n: L.enabledSubvolumes.${n}.disk or null;
-  disks = lib.unique (lib.filter (d: d != null) (map diskOf cfg.subvolumes));
+  # (A subvolume on an unknown disk is storage.btrfs's assertion.)
+  disks = lib.unique (lib.filter (d: d != null && top.disks ? ${d}) (map diskOf cfg.subvolumes));
 
   policy =
     r:
