@@ -11,5 +11,6 @@
     ./swap.nix
     ./impermanence.nix
     ./maintenance.nix
+    ./backup.nix
   ];
 }
