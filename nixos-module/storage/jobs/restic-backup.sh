@@ -84,7 +84,8 @@ backup_rc=$rc
 
 if [ ${#forget[@]} -gt 0 ]; then
   run "forget --prune" forget --prune --host "$host" "${forget[@]}"
-  echo "$me: forget --prune ${forget[*]}: $(grep -c '^remove ' "$tmp/out" || true) lists of snapshots removed"
+  removed=$(sed -n 's/^remove \([0-9]*\) snapshots*:.*/\1/p' "$tmp/out" | awk '{ n += $1 } END { print n + 0 }')
+  echo "$me: forget --prune ${forget[*]}: $removed snapshots removed"
 fi
 
 if [ -n "$price" ]; then
