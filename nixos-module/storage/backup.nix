@@ -147,6 +147,16 @@ in
       defaultText = lib.literalMD "per profile: hetzner 02:30, contabo 03:00, ovh 03:30, laptops 02:00";
       description = "`OnCalendar=` of the nightly backup (off-peak; `Persistent=true` runs a missed one at the next boot).";
     };
+    timeout = mkOption {
+      type = types.strMatching "[0-9]+[smhd]?";
+      default = "6h";
+      example = "90m";
+      description = ''
+        Upper bound of one backup run (a `timeout(1)` duration). restic keeps
+        retrying an unreachable endpoint for a long time; past this bound the
+        run fails with one line saying so, and the next night tries again.
+      '';
+    };
     retention = lib.genAttrs [ "daily" "weekly" "monthly" ] (k: mkOption {
       type = types.ints.unsigned;
       default = defaults.keep.${k};
@@ -265,7 +275,7 @@ in
     # of `paths`, unlock and forget --prune with pruneOpts, plus one-line
     # errors and the cost line (./jobs/restic-backup.sh).
     systemd.services."restic-backups-${name}".serviceConfig.ExecStart = lib.mkForce [
-      "${runner}/bin/storage-backup --host ${top.hostname} --price-per-tb ${usd b2.pricePerTBMonth} ${lib.escapeShellArgs sourcePaths} -- ${lib.concatStringsSep " " pruneOpts}"
+      "${runner}/bin/storage-backup --host ${top.hostname} --price-per-tb ${usd b2.pricePerTBMonth} --timeout ${cfg.timeout} ${lib.escapeShellArgs sourcePaths} -- ${lib.concatStringsSep " " pruneOpts}"
     ];
 
     systemd.services.storage-backup-check = {

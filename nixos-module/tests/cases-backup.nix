@@ -66,7 +66,7 @@ in
       };
       envFile = "/run/secrets/b2-credentials";
       execStart = [
-        "<storage-backup>/storage-backup --host hetzner --price-per-tb 6.00 ${mnt}/@caddy ${mnt}/@home ${mnt}/@persist ${mnt}/@postgresql ${mnt}/@redis ${mnt}/@backups -- --keep-daily 30 --keep-weekly 12 --keep-monthly 12"
+        "<storage-backup>/storage-backup --host hetzner --price-per-tb 6.00 --timeout 6h ${mnt}/@caddy ${mnt}/@home ${mnt}/@persist ${mnt}/@postgresql ${mnt}/@redis ${mnt}/@backups -- --keep-daily 30 --keep-weekly 12 --keep-monthly 12"
       ];
       prepare = "<storage-backup-source>/storage-backup-source prepare /dev/disk/by-partlabel/disk-main-root /run/storage-backup/main @caddy @home @persist @postgresql @redis @backups";
       cleanup = "<storage-backup-source>/storage-backup-source release /dev/disk/by-partlabel/disk-main-root /run/storage-backup/main @caddy @home @persist @postgresql @redis @backups";

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # storage-backup: one nightly offsite backup with restic (0.14 or later).
-#   storage-backup [--host NAME] [--price-per-tb USD] PATH... [-- FORGET-OPTION...]
+#   storage-backup [--host NAME] [--price-per-tb USD] [--timeout DURATION] PATH... [-- FORGET-OPTION...]
 # The repository and its secrets come from restic's environment, as the
 # systemd unit sets it: RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE,
 # AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (the unit's EnvironmentFile),
@@ -12,19 +12,23 @@
 # restic's own messages go to stdout; a failure ends with exactly one line on
 # stderr, "storage-backup: <step> failed (exit N): <restic's reason>", and
 # restic's exit status (3: some files could not be read, the snapshot was
-# still saved).
+# still saved). --timeout bounds the backup step (timeout(1) durations:
+# 30s, 6h): restic retries an unreachable endpoint for a long time, and a
+# backup that cannot finish must fail with a reason, not hang until morning.
 set -euo pipefail
 
 me=storage-backup
-usage() { echo "usage: $me [--host NAME] [--price-per-tb USD] PATH... [-- FORGET-OPTION...]" >&2; exit 2; }
+usage() { echo "usage: $me [--host NAME] [--price-per-tb USD] [--timeout DURATION] PATH... [-- FORGET-OPTION...]" >&2; exit 2; }
 
 host=$(hostname)
 price=''
+limit=''
 paths=()
 while [ $# -gt 0 ]; do
   case $1 in
     --host) [ $# -ge 2 ] || usage; host=$2; shift 2 ;;
     --price-per-tb) [ $# -ge 2 ] || usage; price=$2; shift 2 ;;
+    --timeout) [ $# -ge 2 ] || usage; limit=$2; shift 2 ;;
     --) shift; break ;;
     -*) usage ;;
     *) paths+=("$1"); shift ;;
@@ -71,7 +75,12 @@ fi
 run "removing stale locks" unlock
 
 rc=0
-restic backup --json --host "$host" "${paths[@]}" >"$tmp/out" 2>"$tmp/err" || rc=$?
+bounded=()
+[ -z "$limit" ] || bounded=(timeout --signal=INT --kill-after=30s "$limit")
+"${bounded[@]}" restic backup --json --host "$host" "${paths[@]}" >"$tmp/out" 2>"$tmp/err" || rc=$?
+if [ "$rc" -eq 124 ] && [ -n "$limit" ]; then
+  echo "Fatal: restic did not finish within $limit (is the endpoint reachable?)" >>"$tmp/err"
+fi
 summary=$(grep '"message_type":"summary"' "$tmp/out" | tail -n1 || true)
 if [ -z "$summary" ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; }; then
   [ "$rc" -ne 0 ] || rc=1
