@@ -12,5 +12,6 @@
     ./impermanence.nix
     ./maintenance.nix
     ./snapshots.nix
+    ./backup.nix
   ];
 }

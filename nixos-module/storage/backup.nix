@@ -1,0 +1,305 @@
+# storage.backup.*: nightly offsite backups of the profile's subvolumes to
+# Backblaze B2 (S3 API) with restic, through nixpkgs'
+# services.restic.backups.storage. The source is a read-only snapshot at a
+# fixed path (./jobs/backup-source.sh, the unit's backupPrepareCommand), so
+# every run after the first is incremental; ./jobs/restic-backup.sh runs
+# backup, stale-lock removal and forget --prune with one-line errors;
+# ./jobs/restic-check.sh is the weekly partial read-back. Reference:
+# docs/reference/nixos-options.md, docs/how-to/backups.md.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkOption types mkIf;
+  top = config.storage;
+  cfg = config.storage.backup;
+  b2 = cfg.b2;
+  L = import ./lib.nix { inherit lib; } top;
+  name = "storage";
+
+  # Per-profile defaults (applied with mkDefault). Off-peak start times are
+  # local time of the host; laptops catch up after sleep (Persistent=true).
+  # Keep rules mirror the local snapshot policy: laptops 7/4/12, servers
+  # 30/12/12. expectedDataGB: the repository size expected after compression
+  # and with the history kept (a planning figure, checked against the budget).
+  profileDefaults = {
+    hetzner = { schedule = "*-*-* 02:30:00"; keep = { daily = 30; weekly = 12; monthly = 12; }; expectedDataGB = 200; };
+    contabo = { schedule = "*-*-* 03:00:00"; keep = { daily = 30; weekly = 12; monthly = 12; }; expectedDataGB = 150; };
+    ovh = { schedule = "*-*-* 03:30:00"; keep = { daily = 30; weekly = 12; monthly = 12; }; expectedDataGB = 60; };
+    zephyrus = { schedule = "*-*-* 02:00:00"; keep = { daily = 7; weekly = 4; monthly = 12; }; expectedDataGB = 300; };
+    yoga = { schedule = "*-*-* 02:00:00"; keep = { daily = 7; weekly = 4; monthly = 12; }; expectedDataGB = 100; };
+  };
+  defaults = profileDefaults.${top.activeProfile} or profileDefaults.hetzner;
+
+  databaseSubvolumes = [ "@postgresql" "@redis" "@backups" ];
+  containerSubvolumes = [ "@containers" ];
+  # Never backed up: rebuilt from the configuration, logs, snapshot stores.
+  neverSubvolumes = [ "@root" "@nix" "@log" "@snapshots" "@old_roots" "@backup-source" ];
+  enabledNames = lib.attrNames L.enabledSubvolumes;
+  defaultSubvolumes = lib.filter (
+    n: !(lib.elem n (neverSubvolumes ++ databaseSubvolumes ++ containerSubvolumes)) && L.enabledSubvolumes.${n}.mountpoint != null
+  ) enabledNames;
+  selected = lib.unique (
+    cfg.subvolumes
+    ++ lib.optionals cfg.includeDatabases (lib.filter (n: lib.elem n enabledNames) databaseSubvolumes)
+    ++ lib.optionals cfg.includeContainers (lib.filter (n: lib.elem n enabledNames) containerSubvolumes)
+  );
+  # disk -> selected subvolumes on it
+  byDisk = lib.filterAttrs (_: svs: svs != [ ]) (
+    lib.genAttrs L.btrfsDisks (d: lib.filter (n: (L.enabledSubvolumes.${n} or { disk = null; }).disk == d) selected)
+  );
+  mountDir = disk: "/run/storage-backup/${disk}";
+  sourcePaths = lib.concatLists (lib.mapAttrsToList (d: map (sv: "${mountDir d}/@backup-source/${sv}")) byDisk);
+  sourceCommands =
+    action:
+    lib.concatStringsSep "\n" (
+      lib.mapAttrsToList (
+        d: svs: lib.escapeShellArgs ([ "${source}/bin/storage-backup-source" action (L.btrfsDevice d) (mountDir d) ] ++ svs)
+      ) byDisk
+    );
+
+  endpoint = if b2.endpoint != null then b2.endpoint else "https://s3.${toString b2.region}.backblazeb2.com";
+  repository = "s3:${lib.removeSuffix "/" endpoint}/${toString b2.bucket}/${top.hostname}";
+  pruneOpts = [
+    "--keep-daily ${toString cfg.retention.daily}"
+    "--keep-weekly ${toString cfg.retention.weekly}"
+    "--keep-monthly ${toString cfg.retention.monthly}"
+  ];
+  costPerMonth = cfg.expectedDataGB / 1000.0 * b2.pricePerTBMonth;
+  # 1.5 -> "1.50" (USD, rounded to cents).
+  usd =
+    x:
+    let
+      cents = builtins.floor (x * 100 + 0.5);
+      c = lib.mod cents 100;
+    in
+    "${toString (cents / 100)}.${lib.optionalString (c < 10) "0"}${toString c}";
+
+  restic = pkgs.restic;
+  source = pkgs.writeShellApplication {
+    name = "storage-backup-source";
+    runtimeInputs = [ pkgs.btrfs-progs pkgs.util-linux pkgs.coreutils ];
+    text = builtins.readFile ./jobs/backup-source.sh;
+  };
+  runner = pkgs.writeShellApplication {
+    name = "storage-backup";
+    runtimeInputs = [ restic pkgs.jq pkgs.gawk pkgs.gnugrep pkgs.gnused pkgs.coreutils pkgs.hostname ];
+    text = builtins.readFile ./jobs/restic-backup.sh;
+  };
+  checker = pkgs.writeShellApplication {
+    name = "storage-backup-check";
+    runtimeInputs = [ restic pkgs.gnugrep pkgs.gnused pkgs.coreutils ];
+    text = builtins.readFile ./jobs/restic-check.sh;
+  };
+
+  # A secret option's value: an absolute path string outside the Nix store.
+  secretType = types.nullOr (types.either types.str types.path);
+  secretProblem =
+    v:
+    if v == null then "is not set"
+    else if builtins.isPath v then "is a Nix path literal (${toString v}), which copies the file into the world-readable Nix store"
+    else if !(lib.isString v) then "is not a path string"
+    else if lib.hasPrefix builtins.storeDir (toString v) then "points into the Nix store (${toString v}), where every user can read it"
+    else if !(lib.hasPrefix "/" v) then "is not an absolute path (${v}); it must name a file, never hold the secret itself"
+    else null;
+  secretAssertion = opt: v: example: {
+    assertion = secretProblem v == null;
+    message = ''storage.backup.b2.${opt} ${toString (secretProblem v)}. Set storage.backup.b2.${opt} to the absolute path of a root-only file written at run time, as a string, e.g. storage.backup.b2.${opt} = "${example}"; (OpNix/1Password or sops-nix write such files).'';
+  };
+  secretOption = what: example: mkOption {
+    type = secretType;
+    default = null;
+    example = example;
+    description = ''
+      Absolute path, as a string, of a root-only file holding ${what}. Read
+      at run time, never copied into the Nix store: a path literal or a
+      `/nix/store` path fails an assertion.
+    '';
+  };
+in
+{
+  options.storage.backup = {
+    enable = lib.mkEnableOption "nightly offsite backups of the profile's subvolumes to Backblaze B2 with restic";
+
+    subvolumes = mkOption {
+      type = types.listOf types.str;
+      default = defaultSubvolumes;
+      defaultText = lib.literalMD "every enabled, mounted subvolume except `@root`, `@nix`, `@log`, the snapshot stores, databases and containers (`@persist`, `@home`, …)";
+      example = [ "@persist" "@home" ];
+      description = "Subvolumes (names in `storage.btrfs.subvolumes`) backed up, each from a read-only snapshot.";
+    };
+    includeDatabases = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Also back up `@postgresql`, `@redis` and `@backups` (dumps) where the profile has them. Each is one subvolume, so its snapshot is crash-consistent.";
+    };
+    includeContainers = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Also back up `@containers` (Podman storage; usually rebuilt from images).";
+    };
+    schedule = mkOption {
+      type = types.str;
+      default = defaults.schedule;
+      defaultText = lib.literalMD "per profile: hetzner 02:30, contabo 03:00, ovh 03:30, laptops 02:00";
+      description = "`OnCalendar=` of the nightly backup (off-peak; `Persistent=true` runs a missed one at the next boot).";
+    };
+    timeout = mkOption {
+      type = types.strMatching "[0-9]+[smhd]?";
+      default = "6h";
+      example = "90m";
+      description = ''
+        Upper bound of one backup run (a `timeout(1)` duration). restic keeps
+        retrying an unreachable endpoint for a long time; past this bound the
+        run fails with one line saying so, and the next night tries again.
+      '';
+    };
+    retention = lib.genAttrs [ "daily" "weekly" "monthly" ] (k: mkOption {
+      type = types.ints.unsigned;
+      default = defaults.keep.${k};
+      defaultText = lib.literalMD "servers 30/12/12, laptops 7/4/12 (daily/weekly/monthly)";
+      description = "`restic forget --prune --keep-${k}` after each backup.";
+    });
+    check = {
+      schedule = mkOption {
+        type = types.str;
+        default = "Sun 05:00";
+        description = "`OnCalendar=` of the weekly `restic check` (`storage-backup-check.timer`).";
+      };
+      parts = mkOption {
+        type = types.ints.positive;
+        default = 12;
+        description = "Each weekly check reads back one part in this many of the pack files (`--read-data-subset=K/parts`, K from the week number): all data every `parts` weeks.";
+      };
+    };
+    expectedDataGB = mkOption {
+      type = types.ints.unsigned;
+      default = defaults.expectedDataGB;
+      defaultText = lib.literalMD "hetzner 200, contabo 150, ovh 60, zephyrus 300, yoga 100";
+      description = "Expected repository size in GB (compressed, with the history kept), for the cost estimate.";
+    };
+    b2 = {
+      bucket = mkOption {
+        type = types.nullOr (types.strMatching "[a-z0-9][a-z0-9-]{4,61}[a-z0-9]");
+        default = null;
+        example = "acme-backups";
+        description = "B2 bucket (required). Each host writes its own repository `<bucket>/<storage.hostname>`.";
+      };
+      region = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "eu-central-003";
+        description = "B2 region of the bucket: the endpoint is `https://s3.<region>.backblazeb2.com`.";
+      };
+      endpoint = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "https://s3.eu-central-003.backblazeb2.com";
+        description = "S3 endpoint URL; overrides the one `region` implies.";
+      };
+      credentialsFile = secretOption "`AWS_ACCESS_KEY_ID=…` and `AWS_SECRET_ACCESS_KEY=…` (a B2 application key; systemd `EnvironmentFile=` format)" "/run/secrets/b2-credentials";
+      passwordFile = secretOption "the restic repository password" "/run/secrets/restic-password";
+      pricePerTBMonth = mkOption {
+        type = types.number;
+        default = 6.0;
+        description = "B2 storage price in USD per TB and month: $6, Backblaze's published price as of 2024 (not re-checked online when this was written).";
+      };
+      monthlyBudget = mkOption {
+        type = types.number;
+        default = 2.0;
+        description = "This host's share of the monthly B2 budget in USD ($10 for five hosts). A warning at evaluation time when `expectedDataGB` would cost more.";
+      };
+    };
+    repository = mkOption {
+      type = types.str;
+      readOnly = true;
+      default = repository;
+      defaultText = lib.literalExpression ''"s3:''${endpoint}/''${b2.bucket}/''${storage.hostname}"'';
+      description = "The restic repository (read-only).";
+    };
+    paths = mkOption {
+      type = types.listOf types.str;
+      readOnly = true;
+      default = sourcePaths;
+      defaultText = lib.literalMD "`/run/storage-backup/<disk>/@backup-source/<subvolume>` per selected subvolume";
+      description = "What restic reads: the fixed paths of the read-only snapshots (read-only).";
+    };
+  };
+
+  config = mkIf (top.enable && cfg.enable) {
+    assertions = [
+      {
+        assertion = b2.bucket != null;
+        message = "storage.backup.b2.bucket must be set when storage.backup.enable is true.";
+      }
+      {
+        assertion = b2.region != null || b2.endpoint != null;
+        message = "storage.backup.b2: set region (e.g. \"eu-central-003\") or endpoint.";
+      }
+      (secretAssertion "credentialsFile" b2.credentialsFile "/run/secrets/b2-credentials")
+      (secretAssertion "passwordFile" b2.passwordFile "/run/secrets/restic-password")
+      {
+        assertion = lib.all (n: lib.elem n enabledNames) selected;
+        message = "storage.backup.subvolumes names subvolumes this host does not have: ${toString (lib.filter (n: !(lib.elem n enabledNames)) selected)}.";
+      }
+      {
+        assertion = selected != [ ];
+        message = "storage.backup: nothing selected (storage.backup.subvolumes is empty).";
+      }
+    ];
+    warnings = lib.optional (costPerMonth > b2.monthlyBudget) (
+      "storage.backup: ${toString cfg.expectedDataGB} GB expected on B2 cost about \$${usd costPerMonth} a month"
+      + " at \$${usd b2.pricePerTBMonth}/TB, over this host's budget storage.backup.b2.monthlyBudget = \$${usd b2.monthlyBudget}."
+    );
+
+    services.restic.backups.${name} = {
+      inherit repository pruneOpts;
+      package = restic;
+      environmentFile = toString b2.credentialsFile;
+      passwordFile = toString b2.passwordFile;
+      paths = sourcePaths;
+      initialize = false; # storage-backup creates it, with a one-line error if it cannot
+      backupPrepareCommand = sourceCommands "prepare";
+      backupCleanupCommand = sourceCommands "release";
+      runCheck = false; # weekly, in storage-backup-check.service
+      timerConfig = {
+        OnCalendar = cfg.schedule;
+        Persistent = true;
+        RandomizedDelaySec = "15min";
+      };
+    };
+    # Our runner instead of nixpkgs' three restic commands: the same backup
+    # of `paths`, unlock and forget --prune with pruneOpts, plus one-line
+    # errors and the cost line (./jobs/restic-backup.sh).
+    systemd.services."restic-backups-${name}".serviceConfig.ExecStart = lib.mkForce [
+      "${runner}/bin/storage-backup --host ${top.hostname} --price-per-tb ${usd b2.pricePerTBMonth} --timeout ${cfg.timeout} ${lib.escapeShellArgs sourcePaths} -- ${lib.concatStringsSep " " pruneOpts}"
+    ];
+
+    systemd.services.storage-backup-check = {
+      description = "Read back part of the offsite restic repository";
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" "restic-backups-${name}.service" ];
+      environment = lib.filterAttrs (n: v: lib.hasPrefix "RESTIC_" n && v != null) config.systemd.services."restic-backups-${name}".environment;
+      serviceConfig = {
+        Type = "oneshot";
+        EnvironmentFile = toString b2.credentialsFile;
+        CacheDirectory = "restic-backups-${name}";
+        CacheDirectoryMode = "0700";
+        PrivateTmp = true;
+        Nice = 10;
+        ExecStart = "${checker}/bin/storage-backup-check ${toString cfg.check.parts}";
+      };
+    };
+    systemd.timers.storage-backup-check = {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.check.schedule;
+        Persistent = true;
+        RandomizedDelaySec = "1h";
+      };
+    };
+  };
+}

@@ -1,0 +1,117 @@
+# Eval tests of storage.backup (nixos-module/storage/backup.nix) against real
+# NixOS: the restic unit nixpkgs renders for a server profile (repository,
+# environment and password files, timer, prune options, our runner and the
+# snapshot-source commands), the weekly check, and the secrets assertion and
+# budget warning. Run by ./run.
+{ nixos, disko }:
+let
+  inherit (nixos) lib evalSystem failedAssertions;
+  host =
+    backup:
+    (evalSystem [
+      {
+        system.stateVersion = "26.05";
+        networking.hostName = "hetzner";
+        boot.loader.grub.enable = true;
+        storage = {
+          enable = true;
+          profile = "hetzner";
+          inherit backup;
+        };
+      }
+    ]).config;
+  b2 = {
+    bucket = "acme-backups";
+    region = "eu-central-003";
+    credentialsFile = "/run/secrets/b2-credentials";
+    passwordFile = "/run/secrets/restic-password";
+  };
+  # Store paths of our programs, without the hash.
+  unstore = s: builtins.replaceStrings [ "\n" ] [ " | " ] (lib.concatStringsSep " " (map (w: if lib.hasPrefix "/nix/store/" w then "<" + lib.concatStringsSep "-" (lib.drop 1 (lib.splitString "-" (baseNameOf (dirOf (dirOf w))))) + ">/" + baseNameOf w else w) (lib.splitString " " s)));
+  mnt = "/run/storage-backup/main/@backup-source";
+  ours = c: builtins.filter (m: lib.hasPrefix "storage" m) (failedAssertions c);
+in
+{
+  testBackupHetznerUnit = {
+    expr =
+      let
+        c = host { enable = true; inherit b2; };
+        s = c.systemd.services.restic-backups-storage;
+        chk = c.systemd.services.storage-backup-check;
+      in
+      {
+        failed = ours c;
+        warnings = c.warnings;
+        env = lib.filterAttrs (n: v: n != "PATH" && v != null) s.environment;
+        envFile = s.serviceConfig.EnvironmentFile;
+        execStart = map unstore s.serviceConfig.ExecStart;
+        prepare = unstore c.services.restic.backups.storage.backupPrepareCommand;
+        cleanup = unstore c.services.restic.backups.storage.backupCleanupCommand;
+        pruneOpts = c.services.restic.backups.storage.pruneOpts;
+        timer = c.systemd.timers.restic-backups-storage.timerConfig;
+        check = {
+          env = chk.environment.RESTIC_REPOSITORY;
+          envFile = chk.serviceConfig.EnvironmentFile;
+          exec = unstore chk.serviceConfig.ExecStart;
+          timer = c.systemd.timers.storage-backup-check.timerConfig.OnCalendar;
+        };
+      };
+    expected = {
+      failed = [ ];
+      warnings = [ ];
+      env = {
+        RESTIC_CACHE_DIR = "/var/cache/restic-backups-storage";
+        RESTIC_PASSWORD_FILE = "/run/secrets/restic-password";
+        RESTIC_REPOSITORY = "s3:https://s3.eu-central-003.backblazeb2.com/acme-backups/hetzner";
+      };
+      envFile = "/run/secrets/b2-credentials";
+      execStart = [
+        "<storage-backup>/storage-backup --host hetzner --price-per-tb 6.00 --timeout 6h ${mnt}/@caddy ${mnt}/@home ${mnt}/@persist ${mnt}/@postgresql ${mnt}/@redis ${mnt}/@backups -- --keep-daily 30 --keep-weekly 12 --keep-monthly 12"
+      ];
+      prepare = "<storage-backup-source>/storage-backup-source prepare /dev/disk/by-partlabel/disk-main-root /run/storage-backup/main @caddy @home @persist @postgresql @redis @backups";
+      cleanup = "<storage-backup-source>/storage-backup-source release /dev/disk/by-partlabel/disk-main-root /run/storage-backup/main @caddy @home @persist @postgresql @redis @backups";
+      pruneOpts = [ "--keep-daily 30" "--keep-weekly 12" "--keep-monthly 12" ];
+      timer = {
+        OnCalendar = "*-*-* 02:30:00";
+        Persistent = true;
+        RandomizedDelaySec = "15min";
+      };
+      check = {
+        env = "s3:https://s3.eu-central-003.backblazeb2.com/acme-backups/hetzner";
+        envFile = "/run/secrets/b2-credentials";
+        exec = "<storage-backup-check>/storage-backup-check 12";
+        timer = "Sun 05:00";
+      };
+    };
+  };
+
+  testBackupSecretsAndBudget = {
+    expr =
+      let
+        c = host {
+          enable = true;
+          expectedDataGB = 1000;
+          b2 = b2 // {
+            endpoint = "http://127.0.0.1:9000";
+            credentialsFile = /etc/b2-credentials;
+            passwordFile = "/nix/store/0000000000000000000000000000000-restic-password";
+          };
+        };
+      in
+      {
+        failed = ours c;
+        warnings = c.warnings;
+        repository = c.storage.backup.repository;
+      };
+    expected = {
+      failed = [
+        ''storage.backup.b2.credentialsFile is a Nix path literal (/etc/b2-credentials), which copies the file into the world-readable Nix store. Set storage.backup.b2.credentialsFile to the absolute path of a root-only file written at run time, as a string, e.g. storage.backup.b2.credentialsFile = "/run/secrets/b2-credentials"; (OpNix/1Password or sops-nix write such files).''
+        ''storage.backup.b2.passwordFile points into the Nix store (/nix/store/0000000000000000000000000000000-restic-password), where every user can read it. Set storage.backup.b2.passwordFile to the absolute path of a root-only file written at run time, as a string, e.g. storage.backup.b2.passwordFile = "/run/secrets/restic-password"; (OpNix/1Password or sops-nix write such files).''
+      ];
+      warnings = [
+        "storage.backup: 1000 GB expected on B2 cost about $6.00 a month at $6.00/TB, over this host's budget storage.backup.b2.monthlyBudget = $2.00."
+      ];
+      repository = "s3:http://127.0.0.1:9000/acme-backups/hetzner";
+    };
+  };
+}
