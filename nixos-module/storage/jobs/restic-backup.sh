@@ -77,8 +77,15 @@ run "removing stale locks" unlock
 rc=0
 bounded=()
 [ -z "$limit" ] || bounded=(timeout --signal=INT --kill-after=30s "$limit")
-"${bounded[@]}" restic backup --json --host "$host" "${paths[@]}" >"$tmp/out" 2>"$tmp/err" || rc=$?
-if [ "$rc" -eq 124 ] && [ -n "$limit" ]; then
+# In a subshell that is not replaced by the command (the `exit` after it):
+# when timeout has to KILL restic, the shell's own "Killed" notice goes to
+# /dev/null, not into our one-line error contract.
+(
+  "${bounded[@]}" restic backup --json --host "$host" "${paths[@]}" >"$tmp/out" 2>"$tmp/err"
+  exit $?
+) 2>/dev/null || rc=$?
+# 124: timed out; 137: restic ignored the interrupt and was killed.
+if { [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; } && [ -n "$limit" ]; then
   echo "Fatal: restic did not finish within $limit (is the endpoint reachable?)" >>"$tmp/err"
 fi
 summary=$(grep '"message_type":"summary"' "$tmp/out" | tail -n1 || true)
