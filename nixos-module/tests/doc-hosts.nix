@@ -34,6 +34,16 @@ in
       inherit extra;
     };
 
+  # The storage.* production server example (examples/hetzner).
+  hetzner =
+    { backend, systemdInitrd }:
+    extra:
+    nixos.exampleHost {
+      name = "hetzner";
+      inherit systemdInitrd extra;
+      persistence = backend;
+    };
+
   # A server with storage.* on and nothing else: the example chooses the
   # profile (or detection does).
   storage-auto =
