@@ -76,7 +76,11 @@ run "removing stale locks" unlock
 
 rc=0
 bounded=()
-[ -z "$limit" ] || bounded=(timeout --signal=INT --kill-after=30s "$limit")
+# --foreground: timeout signals restic alone and reaps it. Without it,
+# timeout KILLs its whole process group, itself included, and the orphaned
+# restic can stay a zombie where PID 1 does not reap: its lock then looks
+# alive to the next run's `restic unlock`.
+[ -z "$limit" ] || bounded=(timeout --foreground --signal=INT --kill-after=30s "$limit")
 # In a subshell that is not replaced by the command (the `exit` after it):
 # when timeout has to KILL restic, the shell's own "Killed" notice goes to
 # /dev/null, not into our one-line error contract.
