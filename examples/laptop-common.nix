@@ -2,6 +2,7 @@
 # a user. Not a host itself (no configuration.nix).
 { lib, ... }:
 {
+  imports = [ ./b2-backup.nix ];
   system.stateVersion = "26.05";
   boot.initrd.systemd.enable = lib.mkDefault true;
 

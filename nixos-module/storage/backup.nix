@@ -4,7 +4,11 @@
 # fixed path (./jobs/backup-source.sh, the unit's backupPrepareCommand), so
 # every run after the first is incremental; ./jobs/restic-backup.sh runs
 # backup, stale-lock removal and forget --prune with one-line errors;
-# ./jobs/restic-check.sh is the weekly partial read-back. Reference:
+# ./jobs/restic-check.sh is the weekly partial read-back;
+# ./jobs/restore-drill.sh (storage-restore-drill.timer) restores the newest
+# snapshot and proves it: sampled files byte for byte, PostgreSQL recovered
+# and pg_amcheck'd with the row count recorded at backup time, Redis' RDB
+# checked and loaded. Reference:
 # docs/reference/nixos-options.md, docs/how-to/backups.md.
 {
   config,
@@ -26,11 +30,11 @@ let
   # 30/12/12. expectedDataGB: the repository size expected after compression
   # and with the history kept (a planning figure, checked against the budget).
   profileDefaults = {
-    hetzner = { schedule = "*-*-* 02:30:00"; keep = { daily = 30; weekly = 12; monthly = 12; }; expectedDataGB = 200; };
-    contabo = { schedule = "*-*-* 03:00:00"; keep = { daily = 30; weekly = 12; monthly = 12; }; expectedDataGB = 150; };
-    ovh = { schedule = "*-*-* 03:30:00"; keep = { daily = 30; weekly = 12; monthly = 12; }; expectedDataGB = 60; };
-    zephyrus = { schedule = "*-*-* 02:00:00"; keep = { daily = 7; weekly = 4; monthly = 12; }; expectedDataGB = 300; };
-    yoga = { schedule = "*-*-* 02:00:00"; keep = { daily = 7; weekly = 4; monthly = 12; }; expectedDataGB = 100; };
+    hetzner = { schedule = "*-*-* 02:30:00"; drill = "Sun 06:00"; keep = { daily = 30; weekly = 12; monthly = 12; }; expectedDataGB = 200; };
+    contabo = { drill = "*-*-01 06:00:00"; schedule = "*-*-* 03:00:00"; keep = { daily = 30; weekly = 12; monthly = 12; }; expectedDataGB = 150; };
+    ovh = { drill = "*-*-01 06:00:00"; schedule = "*-*-* 03:30:00"; keep = { daily = 30; weekly = 12; monthly = 12; }; expectedDataGB = 60; };
+    zephyrus = { drill = "*-*-01 06:00:00"; schedule = "*-*-* 02:00:00"; keep = { daily = 7; weekly = 4; monthly = 12; }; expectedDataGB = 300; };
+    yoga = { drill = "*-*-01 06:00:00"; schedule = "*-*-* 02:00:00"; keep = { daily = 7; weekly = 4; monthly = 12; }; expectedDataGB = 100; };
   };
   defaults = profileDefaults.${top.activeProfile} or profileDefaults.hetzner;
 
@@ -52,7 +56,38 @@ let
     lib.genAttrs L.btrfsDisks (d: lib.filter (n: (L.enabledSubvolumes.${n} or { disk = null; }).disk == d) selected)
   );
   mountDir = disk: "/run/storage-backup/${disk}";
-  sourcePaths = lib.concatLists (lib.mapAttrsToList (d: map (sv: "${mountDir d}/@backup-source/${sv}")) byDisk);
+  snapshotPaths = lib.concatLists (lib.mapAttrsToList (d: map (sv: "${mountDir d}/@backup-source/${sv}")) byDisk);
+  # The run's record (quiesce's marker, the file manifest) is backed up
+  # with the data, so the drill reads the record of the snapshot it restores.
+  stateDir = "/var/lib/storage";
+  recordDir = "${stateDir}/backup-record";
+  sourcePaths = snapshotPaths ++ [ recordDir ];
+  sourceOf = sv: lib.findFirst (p: lib.hasSuffix "/@backup-source/${sv}" p) null snapshotPaths;
+  pgSource = if config.services.postgresql.enable then sourceOf "@postgresql" else null;
+  redisServers = lib.filter (s: s.enable) (lib.attrValues (config.services.redis.servers or { }));
+  redisSource = if redisServers != [ ] then sourceOf "@redis" else null;
+  quiesceLine = lib.escapeShellArgs (
+    [ "${top.snapshots.package}/bin/storage-quiesce" ]
+    ++ top.snapshots.quiesceArguments
+    ++ [ "--record" "${recordDir}/record.json" "--best-effort" ]
+  );
+  # includeDatabases: a pg_dump -Fc of each database into @backups (before
+  # its snapshot), so one database can be restored on its own.
+  pg = config.services.postgresql;
+  backupsMount = (L.enabledSubvolumes."@backups" or { mountpoint = null; }).mountpoint;
+  dumpDir = "${backupsMount}/postgresql";
+  dumps = cfg.includeDatabases && pg.enable && backupsMount != null && lib.elem "@backups" selected;
+  dumpLine = lib.escapeShellArgs [
+    "${dumper}/bin/storage-db-dump"
+    "--postgresql" "/run/postgresql"
+    "--pg-port" (toString (pg.settings.port or 5432))
+    "--pg-user" pg.superUser
+    "--out" dumpDir
+    "--best-effort"
+  ];
+  manifestLine = lib.escapeShellArgs (
+    [ "${manifest}/bin/storage-backup-manifest" "${recordDir}/manifest.tsv" (toString cfg.drill.sampleFiles) ] ++ snapshotPaths
+  );
   sourceCommands =
     action:
     lib.concatStringsSep "\n" (
@@ -88,6 +123,24 @@ let
     name = "storage-backup";
     runtimeInputs = [ restic pkgs.jq pkgs.gawk pkgs.gnugrep pkgs.gnused pkgs.coreutils pkgs.hostname ];
     text = builtins.readFile ./jobs/restic-backup.sh;
+  };
+  dumper = pkgs.writeShellApplication {
+    name = "storage-db-dump";
+    runtimeInputs = [ pg.package pkgs.jq pkgs.coreutils pkgs.util-linux pkgs.gnugrep pkgs.gnused ];
+    text = builtins.readFile ./jobs/db-dump.sh;
+  };
+  manifest = pkgs.writeShellApplication {
+    name = "storage-backup-manifest";
+    runtimeInputs = [ pkgs.coreutils pkgs.findutils ];
+    text = builtins.readFile ./jobs/backup-manifest.sh;
+  };
+  drill = pkgs.writeShellApplication {
+    name = "storage-restore-drill";
+    runtimeInputs =
+      [ restic pkgs.jq pkgs.coreutils pkgs.findutils pkgs.gawk pkgs.gnugrep pkgs.gnused pkgs.util-linux pkgs.hostname ]
+      ++ lib.optional (pgSource != null) config.services.postgresql.package
+      ++ lib.optional (redisSource != null) config.services.redis.package;
+    text = builtins.readFile ./jobs/restore-drill.sh;
   };
   checker = pkgs.writeShellApplication {
     name = "storage-backup-check";
@@ -134,7 +187,15 @@ in
     includeDatabases = mkOption {
       type = types.bool;
       default = true;
-      description = "Also back up `@postgresql`, `@redis` and `@backups` (dumps) where the profile has them. Each is one subvolume, so its snapshot is crash-consistent.";
+      description = ''
+        Also back up `@postgresql`, `@redis` and `@backups` where the profile
+        has them. Each is one subvolume, so its snapshot is crash-consistent
+        (and quiesced first: Redis `BGSAVE`, PostgreSQL `CHECKPOINT`). With
+        PostgreSQL enabled, each run first writes a `pg_dump -Fc` of every
+        database to `<@backups mountpoint>/postgresql/<db>.dump` (with a
+        `manifest.json`), so a single database can be restored with
+        `pg_restore`.
+      '';
     };
     includeContainers = mkOption {
       type = types.bool;
@@ -173,6 +234,43 @@ in
         type = types.ints.positive;
         default = 12;
         description = "Each weekly check reads back one part in this many of the pack files (`--read-data-subset=K/parts`, K from the week number): all data every `parts` weeks.";
+      };
+    };
+    drill = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          The restore drill (`storage-restore-drill.timer`): restore the newest
+          offsite snapshot into scratch space and prove it — a sample of files
+          byte for byte against checksums taken at backup time; PostgreSQL
+          started on the restored data directory (own socket, no network),
+          recovered, checked with `pg_amcheck`, and its marker row count
+          compared with the one recorded at backup time; every Redis RDB
+          checked with `redis-check-rdb` and loaded. The result is written to
+          `/var/lib/storage/restore-drill.json`.
+        '';
+      };
+      schedule = mkOption {
+        type = types.str;
+        default = defaults.drill;
+        defaultText = lib.literalMD "hetzner weekly (`Sun 06:00`), the others monthly (`*-*-01 06:00:00`)";
+        description = "`OnCalendar=` of the drill.";
+      };
+      sampleFiles = mkOption {
+        type = types.ints.unsigned;
+        default = 32;
+        description = "Files (of at most 64 MiB) sampled per subvolume at each backup, whose sha256 the drill compares.";
+      };
+      scratchDirectory = mkOption {
+        type = types.strMatching "/[^[:space:]]*";
+        default = "/var/tmp";
+        description = "Where the drill restores (it needs room for the database subvolumes; removed afterwards).";
+      };
+      timeout = mkOption {
+        type = types.strMatching "[0-9]+[smhd]?";
+        default = "6h";
+        description = "Upper bound of each restore step (a `timeout(1)` duration).";
       };
     };
     expectedDataGB = mkOption {
@@ -224,7 +322,7 @@ in
       type = types.listOf types.str;
       readOnly = true;
       default = sourcePaths;
-      defaultText = lib.literalMD "`/run/storage-backup/<disk>/@backup-source/<subvolume>` per selected subvolume";
+      defaultText = lib.literalMD "`/run/storage-backup/<disk>/@backup-source/<subvolume>` per selected subvolume, and `/var/lib/storage/backup-record`";
       description = "What restic reads: the fixed paths of the read-only snapshots (read-only).";
     };
   };
@@ -262,7 +360,12 @@ in
       passwordFile = toString b2.passwordFile;
       paths = sourcePaths;
       initialize = false; # storage-backup creates it, with a one-line error if it cannot
-      backupPrepareCommand = sourceCommands "prepare";
+      # Quiesce (best effort: a database that is down must not stop the
+      # backup of everything else; its failure is logged and recorded), the
+      # read-only snapshots, then the checksums of a sample of their files.
+      backupPrepareCommand = lib.concatStringsSep "\n" (
+        [ quiesceLine ] ++ lib.optional dumps dumpLine ++ [ (sourceCommands "prepare") manifestLine ]
+      );
       backupCleanupCommand = sourceCommands "release";
       runCheck = false; # weekly, in storage-backup-check.service
       timerConfig = {
@@ -277,6 +380,46 @@ in
     systemd.services."restic-backups-${name}".serviceConfig.ExecStart = lib.mkForce [
       "${runner}/bin/storage-backup --host ${top.hostname} --price-per-tb ${usd b2.pricePerTBMonth} --timeout ${cfg.timeout} ${lib.escapeShellArgs sourcePaths} -- ${lib.concatStringsSep " " pruneOpts}"
     ];
+
+    # Results (the drill's, and the record backed up with each run) survive
+    # the blank root of an impermanent host.
+    storage.impermanence.persistence.directories = lib.mkIf top.impermanentRoot [ stateDir ];
+    systemd.tmpfiles.rules = [ "d ${stateDir} 0700 root root -" ];
+
+    systemd.services.storage-restore-drill = mkIf cfg.drill.enable {
+      description = "Restore the newest offsite backup into scratch space and prove it";
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" "restic-backups-${name}.service" ];
+      environment = lib.filterAttrs (n: v: lib.hasPrefix "RESTIC_" n && v != null) config.systemd.services."restic-backups-${name}".environment;
+      serviceConfig = {
+        Type = "oneshot";
+        EnvironmentFile = toString b2.credentialsFile;
+        CacheDirectory = "restic-backups-${name}";
+        CacheDirectoryMode = "0700";
+        Nice = 10;
+        IOSchedulingClass = "idle";
+        ExecStart = lib.escapeShellArgs (
+          [
+            "${drill}/bin/storage-restore-drill"
+            "--host" top.hostname
+            "--record-dir" recordDir
+            "--result" "${stateDir}/restore-drill.json"
+            "--scratch" cfg.drill.scratchDirectory
+            "--timeout" cfg.drill.timeout
+          ]
+          ++ lib.optionals (pgSource != null) [ "--postgresql" pgSource ]
+          ++ lib.optionals (redisSource != null) [ "--redis" redisSource ]
+        );
+      };
+    };
+    systemd.timers.storage-restore-drill = mkIf cfg.drill.enable {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.drill.schedule;
+        Persistent = true;
+        RandomizedDelaySec = "1h";
+      };
+    };
 
     systemd.services.storage-backup-check = {
       description = "Read back part of the offsite restic repository";

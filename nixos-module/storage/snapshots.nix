@@ -340,6 +340,13 @@ in
       description = "The quiesce program (read-only; for tests and manual runs).";
       internal = true;
     };
+    quiesceArguments = mkOption {
+      type = types.listOf types.str;
+      readOnly = true;
+      default = quiesceArgs;
+      description = "Its arguments for this host's databases (read-only; the offsite backup quiesces with them too).";
+      internal = true;
+    };
   };
 
   config = mkIf (top.enable && cfg.enable && cfg.subvolumes != [ ]) {

@@ -27,7 +27,8 @@ let
     passwordFile = "/run/secrets/restic-password";
   };
   # Store paths of our programs, without the hash.
-  unstore = s: builtins.replaceStrings [ "\n" ] [ " | " ] (lib.concatStringsSep " " (map (w: if lib.hasPrefix "/nix/store/" w then "<" + lib.concatStringsSep "-" (lib.drop 1 (lib.splitString "-" (baseNameOf (dirOf (dirOf w))))) + ">/" + baseNameOf w else w) (lib.splitString " " s)));
+  # Lines are joined with " | ".
+  unstore = s: lib.concatStringsSep " " (map (w: if lib.hasPrefix "/nix/store/" w then "<" + lib.concatStringsSep "-" (lib.drop 1 (lib.splitString "-" (baseNameOf (dirOf (dirOf w))))) + ">/" + baseNameOf w else w) (lib.splitString " " (builtins.replaceStrings [ "\n" ] [ " | " ] s)));
   mnt = "/run/storage-backup/main/@backup-source";
   ours = c: builtins.filter (m: lib.hasPrefix "storage" m) (failedAssertions c);
 in
@@ -66,9 +67,13 @@ in
       };
       envFile = "/run/secrets/b2-credentials";
       execStart = [
-        "<storage-backup>/storage-backup --host hetzner --price-per-tb 6.00 --timeout 6h ${mnt}/@caddy ${mnt}/@home ${mnt}/@persist ${mnt}/@postgresql ${mnt}/@redis ${mnt}/@backups -- --keep-daily 30 --keep-weekly 12 --keep-monthly 12"
+        "<storage-backup>/storage-backup --host hetzner --price-per-tb 6.00 --timeout 6h ${mnt}/@caddy ${mnt}/@home ${mnt}/@persist ${mnt}/@postgresql ${mnt}/@redis ${mnt}/@backups /var/lib/storage/backup-record -- --keep-daily 30 --keep-weekly 12 --keep-monthly 12"
       ];
-      prepare = "<storage-backup-source>/storage-backup-source prepare /dev/disk/by-partlabel/disk-main-root /run/storage-backup/main @caddy @home @persist @postgresql @redis @backups";
+      prepare = lib.concatStringsSep " | " [
+        "<storage-quiesce>/storage-quiesce --timeout 120 --record /var/lib/storage/backup-record/record.json --best-effort"
+        "<storage-backup-source>/storage-backup-source prepare /dev/disk/by-partlabel/disk-main-root /run/storage-backup/main @caddy @home @persist @postgresql @redis @backups"
+        "<storage-backup-manifest>/storage-backup-manifest /var/lib/storage/backup-record/manifest.tsv 32 ${mnt}/@caddy ${mnt}/@home ${mnt}/@persist ${mnt}/@postgresql ${mnt}/@redis ${mnt}/@backups"
+      ];
       cleanup = "<storage-backup-source>/storage-backup-source release /dev/disk/by-partlabel/disk-main-root /run/storage-backup/main @caddy @home @persist @postgresql @redis @backups";
       pruneOpts = [ "--keep-daily 30" "--keep-weekly 12" "--keep-monthly 12" ];
       timer = {
@@ -82,6 +87,52 @@ in
         exec = "<storage-backup-check>/storage-backup-check 12";
         timer = "Sun 05:00";
       };
+    };
+  };
+
+  # With PostgreSQL and Redis: the backup quiesces them with a marker, and
+  # the drill restores and proves both; its result survives the blank root.
+  testBackupDrillWithDatabases = {
+    expr =
+      let
+        c =
+          (evalSystem [
+            {
+              system.stateVersion = "26.05";
+              networking.hostName = "hetzner";
+              boot.loader.grub.enable = true;
+              services.postgresql.enable = true;
+              services.redis.servers."".enable = true;
+              storage = {
+                enable = true;
+                profile = "hetzner";
+                backup = { enable = true; inherit b2; };
+              };
+            }
+          ]).config;
+        d = c.systemd.services.storage-restore-drill;
+      in
+      {
+        failed = ours c;
+        quiesce = builtins.head (lib.splitString " | " (unstore c.services.restic.backups.storage.backupPrepareCommand));
+        dump = builtins.elemAt (lib.splitString " | " (unstore c.services.restic.backups.storage.backupPrepareCommand)) 1;
+        drill = unstore d.serviceConfig.ExecStart;
+        env = d.environment.RESTIC_REPOSITORY;
+        envFile = d.serviceConfig.EnvironmentFile;
+        after = builtins.elem "restic-backups-storage.service" d.after;
+        timer = c.systemd.timers.storage-restore-drill.timerConfig.OnCalendar;
+        persisted = builtins.elem "/var/lib/storage" c.storage.impermanence.persistence.directories;
+      };
+    expected = {
+      failed = [ ];
+      quiesce = "<storage-quiesce>/storage-quiesce --redis /run/redis/redis.sock --postgresql /run/postgresql --pg-port 5432 --pg-user postgres --timeout 120 --record /var/lib/storage/backup-record/record.json --best-effort";
+      dump = "<storage-db-dump>/storage-db-dump --postgresql /run/postgresql --pg-port 5432 --pg-user postgres --out /var/lib/backups/postgresql --best-effort";
+      drill = "<storage-restore-drill>/storage-restore-drill --host hetzner --record-dir /var/lib/storage/backup-record --result /var/lib/storage/restore-drill.json --scratch /var/tmp --timeout 6h --postgresql ${mnt}/@postgresql --redis ${mnt}/@redis";
+      env = "s3:https://s3.eu-central-003.backblazeb2.com/acme-backups/hetzner";
+      envFile = "/run/secrets/b2-credentials";
+      after = true;
+      timer = "Sun 06:00";
+      persisted = true;
     };
   };
 

@@ -65,6 +65,12 @@ let
     scripted-impermanence = { systemdInitrd = false; persistence = "impermanence"; };
     systemd-preservation = { systemdInitrd = true; persistence = "preservation"; };
   };
+  storageJobs = {
+    snapshots = { kind = "timers"; name = "btrbk-storage"; };
+    backup = { kind = "timers"; name = "restic-backups-storage"; };
+    check = { kind = "timers"; name = "storage-backup-check"; };
+    drill = { kind = "timers"; name = "storage-restore-drill"; };
+  };
   hostCase =
     name: flavour:
     let
@@ -78,8 +84,12 @@ let
         warnings = builtins.filter (w: !deprecatedScripted w) c.warnings;
         toplevel = lib.hasPrefix "/nix/store/" drv && lib.hasSuffix ".drv" drv;
         defaultPackage = c.storage.impermanence.package.name;
+        # The five storage.* hosts snapshot, back up and drill
+        # (hetzner-vps is the storage.impermanence-only example).
+        jobs = lib.mapAttrs (_: u: c.systemd.${u.kind} ? ${u.name}) storageJobs;
       };
       expected = {
+        jobs = lib.mapAttrs (_: _: name != "hetzner-vps") storageJobs;
         failed = [ ];
         warnings = [ ];
         toplevel = true;

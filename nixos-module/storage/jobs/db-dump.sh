@@ -4,7 +4,7 @@
 # restored with pg_restore (a snapshot of the data directory restores only
 # the whole cluster).
 #   storage-db-dump --postgresql SOCKET_DIR [--pg-port N] [--pg-user USER]
-#                   --out DIR [--timeout SECONDS]
+#                   --out DIR [--timeout SECONDS] [--best-effort]
 # Databases: `SELECT datname FROM pg_database WHERE datallowconn AND NOT
 # datistemplate`, so `postgres` is dumped too and only the templates are not.
 # Each goes to DIR/<file>.dump.tmp, is checked (pg_restore --list reads its
@@ -29,13 +29,15 @@
 # Each failure is one line on stderr, "storage-db-dump: <db>: pg_dump failed
 # (exit N): <reason>"; the other databases are still dumped; exit 1 if any
 # failed (or the databases cannot be listed), 2 on a usage error, else 0.
+# --best-effort: failures are reported the same way, but the exit status is
+# 0 (the nightly backup goes on; the manifest says which dump failed).
 set -euo pipefail
 
 me=storage-db-dump
-pg_dir='' pg_port=5432 pg_user=postgres out='' timeout=3600
+pg_dir='' pg_port=5432 pg_user=postgres out='' timeout=3600 best_effort=0
 usage() {
   echo "$me: $1" >&2
-  echo "usage: $me --postgresql SOCKET_DIR [--pg-port N] [--pg-user USER] --out DIR [--timeout SECONDS]" >&2
+  echo "usage: $me --postgresql SOCKET_DIR [--pg-port N] [--pg-user USER] --out DIR [--timeout SECONDS] [--best-effort]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -45,6 +47,7 @@ while [ $# -gt 0 ]; do
     --pg-user) [ $# -ge 2 ] || usage "--pg-user needs a user name"; pg_user=$2; shift 2 ;;
     --out) [ $# -ge 2 ] || usage "--out needs a directory"; out=$2; shift 2 ;;
     --timeout) [ $# -ge 2 ] || usage "--timeout needs seconds"; timeout=$2; shift 2 ;;
+    --best-effort) best_effort=1; shift ;;
     *) usage "unknown argument: $1" ;;
   esac
 done
@@ -101,7 +104,7 @@ if [ "$rc" -ne 0 ]; then
   reason=$(sed 's/^psql: error: //' "$work/err" | oneline)
   [ "$rc" -ne 124 ] || reason="timed out after ${timeout}s"
   echo "$me: postgresql $pg_dir:$pg_port: cannot list the databases (exit $rc): ${reason:-no message from psql}" >&2
-  exit 1
+  exit $((1 - best_effort))
 fi
 mapfile -d '' -t dbs <"$work/list"
 
@@ -148,4 +151,5 @@ printf '%s\n' "${entries[@]}" | jq -s --arg at "$(date -u +%FT%TZ)" --arg cluste
 sync "$out/manifest.json.tmp"
 mv -f "$out/manifest.json.tmp" "$out/manifest.json"
 sync "$out"
+[ "$best_effort" = 1 ] && exit 0
 exit "$failed"

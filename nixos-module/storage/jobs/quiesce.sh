@@ -7,7 +7,19 @@
 #               superuser (runuser when started as root).
 # Usage: storage-quiesce [--redis SOCKET [--redis-password-file FILE]]...
 #          [--postgresql SOCKET_DIR [--pg-port N] [--pg-user USER]]
-#          [--timeout SECONDS]
+#          [--timeout SECONDS] [--record FILE] [--best-effort]
+# --record FILE (the offsite backup's run): first leave a marker the restore
+#   drill can look for, then write FILE (JSON, temp + rename) saying what
+#   was marked. The marker is one token per run: Redis gets the key
+#   `storage-backup:marker` = TOKEN before its BGSAVE; PostgreSQL gets a row
+#   (TOKEN) in table `marker` of database `storage_backup` (created on first
+#   use; rows older than 400 days are deleted) before its CHECKPOINT, and
+#   FILE records the table's row count after the insert. Nothing else writes
+#   that table, so a restored cluster must hold exactly that many rows and
+#   the token: the drill's "row count recorded at backup time".
+# --best-effort: failures are still reported, one line each, but the exit
+#   status is 0 (the backup then goes on with crash-consistent data; FILE
+#   says which database was not quiesced).
 # Each failure is one line on stderr ("storage-quiesce: ..."); exit 1 if any
 # database failed, 2 on a usage error. Nothing to do is success.
 set -euo pipefail
@@ -18,6 +30,8 @@ redis_pw=()   # password file per socket ("" for none)
 pg_dir=''
 pg_port=5432
 pg_user=postgres
+record=''
+best_effort=0
 
 die_usage() {
   echo "storage-quiesce: $1" >&2
@@ -33,6 +47,8 @@ while [ $# -gt 0 ]; do
     --pg-port) [ $# -ge 2 ] || die_usage "--pg-port needs a number"; pg_port=$2; shift 2 ;;
     --pg-user) [ $# -ge 2 ] || die_usage "--pg-user needs a user name"; pg_user=$2; shift 2 ;;
     --timeout) [ $# -ge 2 ] || die_usage "--timeout needs seconds"; timeout=$2; shift 2 ;;
+    --record) [ $# -ge 2 ] || die_usage "--record needs a file"; record=$2; shift 2 ;;
+    --best-effort) best_effort=1; shift ;;
     *) die_usage "unknown argument: $1" ;;
   esac
 done
@@ -44,6 +60,11 @@ fail() {
   echo "storage-quiesce: $1" >&2
   failed=1
 }
+
+# The run's token: time and randomness, nothing secret.
+token=$(date -u +%Y%m%dT%H%M%SZ)-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+redis_json=() # one JSON object per Redis server (with --record)
+pg_json=null
 
 # rcli SOCKET ARGS...: one redis-cli call, its reply on stdout (no trailing CR).
 rcli() {
@@ -65,6 +86,10 @@ quiesce_redis() {
     unset REDISCLI_AUTH
   fi
   deadline=$((SECONDS + timeout))
+  if [ -n "$record" ]; then
+    reply=$(rcli "$sock" SET storage-backup:marker "$token") || true
+    [ "$reply" = OK ] || { fail "redis $sock: setting the backup marker failed: ${reply//$'\n'/ }"; return; }
+  fi
   # A BGSAVE or AOF rewrite already running refuses ours; retry until the
   # deadline, so that the RDB file written is one started now.
   while :; do
@@ -91,6 +116,10 @@ quiesce_redis() {
         status=$(info_field "$info" rdb_last_bgsave_status)
         if [ "$status" = ok ]; then
           echo "storage-quiesce: redis $sock: BGSAVE done (LASTSAVE $(rcli "$sock" LASTSAVE))"
+          if [ -n "$record" ]; then
+            redis_json+=("$(jq -cn --arg s "$sock" --arg d "$(rcli "$sock" CONFIG GET dir | sed -n 2p)" \
+              --arg f "$(rcli "$sock" CONFIG GET dbfilename | sed -n 2p)" '{socket: $s, dir: $d, dbfilename: $f, marker: true}')")
+          fi
         else
           fail "redis $sock: BGSAVE finished with rdb_last_bgsave_status:${status:-unknown}"
         fi
@@ -108,17 +137,45 @@ quiesce_redis() {
   done
 }
 
-quiesce_postgresql() {
-  local out run=()
-  # Peer authentication on the socket: connect as the superuser's OS user.
+# psql_as SQL-ARGS...: psql on the socket as the superuser (peer auth: run
+# as its OS user when we are root).
+psql_as() {
+  local run=()
   if [ "$(id -u)" = 0 ] && [ "$pg_user" != root ]; then
     run=(runuser -u "$pg_user" --)
   fi
-  if out=$(timeout "$timeout" "${run[@]}" psql -X -q -v ON_ERROR_STOP=1 -h "$pg_dir" -p "$pg_port" \
-    -U "$pg_user" -d postgres -c CHECKPOINT 2>&1); then
+  timeout "$timeout" "${run[@]}" psql -X -q -At -v ON_ERROR_STOP=1 -h "$pg_dir" -p "$pg_port" -U "$pg_user" "$@" 2>&1
+}
+oneline() { tr '\n\t' '  ' <<<"$1" | tr -s ' ' | sed 's/ *$//'; }
+
+quiesce_postgresql() {
+  local out rows=''
+  if [ -n "$record" ]; then
+    # CREATE DATABASE cannot run inside a transaction block: \gexec does it
+    # only when missing.
+    if ! out=$(psql_as -d postgres <<<"SELECT 'CREATE DATABASE storage_backup' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'storage_backup') \gexec"); then
+      fail "postgresql $pg_dir:$pg_port: creating database storage_backup failed: $(oneline "$out")"
+      return
+    fi
+    if ! rows=$(psql_as -d storage_backup -v token="$token" <<'SQL'
+SET client_min_messages = warning;
+CREATE TABLE IF NOT EXISTS marker (token text PRIMARY KEY, taken_at timestamptz NOT NULL DEFAULT now());
+BEGIN;
+DELETE FROM marker WHERE taken_at < now() - interval '400 days';
+INSERT INTO marker (token) VALUES (:'token');
+SELECT count(*) FROM marker;
+COMMIT;
+SQL
+    ); then
+      fail "postgresql $pg_dir:$pg_port: writing the backup marker failed: $(oneline "$rows")"
+      return
+    fi
+  fi
+  if out=$(psql_as -d postgres -c CHECKPOINT); then
     echo "storage-quiesce: postgresql $pg_dir:$pg_port: CHECKPOINT done"
+    [ -z "$record" ] || pg_json=$(jq -cn --argjson n "$rows" '{marker_rows: $n}')
   else
-    fail "postgresql $pg_dir:$pg_port: CHECKPOINT failed: $(tr '\n\t' '  ' <<<"$out" | tr -s ' ' | sed 's/ *$//')"
+    fail "postgresql $pg_dir:$pg_port: CHECKPOINT failed: $(oneline "$out")"
   fi
 }
 
@@ -128,4 +185,13 @@ done
 if [ -n "$pg_dir" ]; then
   quiesce_postgresql
 fi
+if [ -n "$record" ]; then
+  mkdir -p "$(dirname "$record")"
+  printf '%s\n' "${redis_json[@]}" | jq -s --arg t "$token" --arg at "$(date -u +%s)" \
+    --argjson pg "$pg_json" --argjson ok "$((1 - failed))" \
+    '{token: $t, time: ($at | tonumber), quiesced: ($ok == 1), postgresql: $pg, redis: map(select(. != null))}' \
+    >"$record.tmp"
+  mv -f "$record.tmp" "$record"
+fi
+[ "$best_effort" = 1 ] && exit 0
 exit "$failed"
