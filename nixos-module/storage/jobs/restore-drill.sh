@@ -102,8 +102,11 @@ die() { # die WHAT WHY: record, one line on stderr, exit 1
   exit 1
 }
 oneline() { tr '\n\t' '  ' | tr -s ' ' | sed 's/^ //; s/ $//' | cut -c1-300; }
-restic_reason() { # the Fatal: line, else the last line, of a restic stderr file
-  { grep -E '^Fatal: ' "$1" || grep -vE '^[[:space:]]*$' "$1" || echo "no message from restic"; } | tail -n1 | sed 's/^Fatal: //' | oneline
+restic_reason() { # the Fatal: line, else the first per-file error and the count, else the last line
+  local first
+  first=$(grep -m1 -E '^ignoring error for ' "$1" | sed 's/^ignoring error for //' || true)
+  { grep -E '^Fatal: ' "$1" || grep -vE '^[[:space:]]*$' "$1" || echo "no message from restic"; } | tail -n1 |
+    sed 's/^Fatal: //' | { [ -z "$first" ] || printf '%s; ' "$first"; cat; } | oneline
 }
 
 # --- The newest snapshot ----------------------------------------------------
