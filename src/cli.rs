@@ -45,6 +45,9 @@ fn default_root() -> String {
 fn default_archive() -> String {
     "@old_roots".into()
 }
+fn default_status_file() -> String {
+    crate::status::DEFAULT_PATH.into()
+}
 
 #[derive(FromArgs, Debug)]
 /// Archive the live root as <archive>/<UTC stamp>, leave a blank root, prune.
@@ -74,6 +77,10 @@ pub struct RotateArgs {
     /// print what would happen; mount read-only and change nothing
     #[argh(switch)]
     pub dry_run: bool,
+    /// write how the run ended, as JSON, to this file; '' or none: do not
+    /// (default: /run/root-rotate/status.json)
+    #[argh(option, default = "default_status_file()")]
+    pub status_file: String,
 }
 
 #[derive(FromArgs, Debug)]
@@ -205,6 +212,11 @@ impl Target {
             archive,
         })
     }
+}
+
+/// `--status-file`: where `rotate` writes its status file, if anywhere.
+pub fn status_file(value: &str) -> Result<Option<crate::status::Location>> {
+    crate::status::location(value).map_err(Error::Usage)
 }
 
 pub fn retention(keep_days: u32, keep_at_least: u32) -> Retention {

@@ -14,11 +14,16 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    pub fn exit_code(&self) -> ExitCode {
+    /// The process's exit code for this error.
+    pub fn code(&self) -> u8 {
         match self {
-            Error::Usage(_) => ExitCode::from(2),
-            Error::Runtime(_) => ExitCode::from(1),
+            Error::Usage(_) => 2,
+            Error::Runtime(_) => 1,
         }
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.code())
     }
 }
 

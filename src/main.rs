@@ -19,6 +19,7 @@ mod prune;
 mod rollback;
 mod rotate;
 mod stamp;
+mod status;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -78,6 +79,7 @@ fn run(cli: cli::Cli, started: Instant) -> Result<()> {
                 retention: cli::retention(a.keep_days, a.keep_at_least),
                 budget: cli::budget(a.budget_ms),
                 dry_run: a.dry_run,
+                status_file: cli::status_file(&a.status_file)?,
             },
             started,
         ),
@@ -88,6 +90,7 @@ fn run(cli: cli::Cli, started: Instant) -> Result<()> {
                 retention: cli::retention(a.keep_days, a.keep_at_least),
                 budget: cli::budget(a.budget_ms),
                 dry_run: a.dry_run,
+                status_file: None,
             },
             started,
         ),

@@ -12,6 +12,9 @@ pub fn file_name(root: &str) -> String {
     format!("{root}.keep-once")
 }
 
+/// The marker's permissions: root's alone.
+pub const MODE: u32 = 0o600;
+
 /// Written first, then renamed to `file_name`: a crash never leaves a
 /// half-written marker under the real name.
 pub fn temp_name(root: &str) -> String {

@@ -168,7 +168,7 @@ pub fn rollback(target: &Target, choice: &Choice, dry_run: bool, started: Instan
             from: Some(chosen.name.clone()),
         };
         let temp = marker::temp_name(&target.root);
-        btrfs::marker::write_new(&top.path, &temp, &marker::format(&m))?;
+        btrfs::marker::write_new(&top.path, &temp, &marker::format(&m), marker::MODE)?;
         fault::point("after writing the marker's temporary file");
         btrfs::marker::rename_into_place(&top.path, &temp, &marker_name).inspect_err(|_| {
             let _ = btrfs::marker::unlink(&top.path, &temp);
@@ -229,8 +229,7 @@ fn restore_marker(top: &TopLevel, root: &str, pending: Option<&Marker>) {
         None => btrfs::marker::unlink(&top.path, &name),
         Some(m) => {
             let temp = marker::temp_name(root);
-            btrfs::marker::write_new(&top.path, &temp, &marker::format(m))
-                .and_then(|()| btrfs::marker::rename_into_place(&top.path, &temp, &name))
+            btrfs::marker::replace(&top.path, &name, &temp, &marker::format(m), marker::MODE)
         }
     };
     if let Err(e) = undone {

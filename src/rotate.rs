@@ -13,6 +13,7 @@ use crate::marker;
 use crate::policy::{self, Retention};
 use crate::prune;
 use crate::stamp::{self, Stamp, MAX_COUNTER};
+use crate::status::{self, Status};
 
 /// Build time of this binary (or `SOURCE_DATE_EPOCH`), set by build.rs.
 /// A clock earlier than this is plainly wrong.
@@ -33,6 +34,8 @@ pub struct Options {
     pub retention: Retention,
     pub budget: Duration,
     pub dry_run: bool,
+    /// `rotate` only: where to write how it ended (never in a dry run).
+    pub status_file: Option<status::Location>,
 }
 
 fn ms(d: Duration) -> String {
@@ -46,7 +49,38 @@ enum Rotation {
     KeptOnce,
 }
 
+/// `rotate`, then its status file: whatever the outcome, unless this is a
+/// dry run or there is no status file. Writing it cannot change the
+/// outcome; a failure is a warning.
 pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
+    let mut done = Status::default();
+    let result = rotate_and_prune(opts, started, &mut done);
+    if let (Some(at), false) = (&opts.status_file, opts.dry_run) {
+        done.exit_code = result.as_ref().map_or_else(Error::code, |()| 0);
+        done.error = result.as_ref().err().map(Error::to_string);
+        done.time = now();
+        write_status(at, &done);
+    }
+    result
+}
+
+fn write_status(at: &status::Location, done: &Status) {
+    let temp = status::temp_name(&at.name, std::process::id());
+    let written = btrfs::marker::ensure_dir(&at.dir, status::DIR_MODE).and_then(|()| {
+        let text = status::format(done);
+        btrfs::marker::replace(&at.dir, &at.name, &temp, &text, status::FILE_MODE)
+    });
+    if let Err(e) = written {
+        log::warn!(
+            "status file {} not written: {e}",
+            at.dir.join(&at.name).display()
+        );
+    }
+}
+
+/// The rotation and pruning; `done` records what happened as it happens,
+/// so that it is right also when a later step fails.
+fn rotate_and_prune(opts: &Options, started: Instant, done: &mut Status) -> Result<()> {
     let t = &opts.target;
     btrfs::check_device(&t.device)?;
     let top = TopLevel::mount(&t.device, &t.mount_point, opts.dry_run)?;
@@ -87,7 +121,7 @@ pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
     let clock = policy::check_clock(now(), BUILD_EPOCH, &prune::candidates(&archives));
 
     let t_rotate = Instant::now();
-    let rotation = rotate_root(&top, t, root_node, opts.dry_run)?;
+    let rotation = rotate_root(&top, t, root_node, opts.dry_run, &mut done.archived)?;
     if let Rotation::Archived(a) = &rotation {
         archives.push(a.clone());
     }
@@ -97,6 +131,9 @@ pub fn rotate(opts: &Options, started: Instant) -> Result<()> {
     let rotated = t_rotate.elapsed();
 
     let report = prune_within_budget(&archive_dir, &archives, clock, opts, started);
+    done.pruned = report.deleted;
+    done.deferred = report.deferred;
+    done.failed = report.failed;
     // One commit makes the rotation and the deletions durable together, so a
     // power cut after `rotate` returns cannot bring the old root back. Until
     // it, a crash leaves the last committed state: the root not yet rotated,
@@ -145,7 +182,14 @@ fn root_node(top: &TopLevel, name: &str) -> Result<Node> {
     }
 }
 
-fn rotate_root(top: &TopLevel, t: &Target, node: Node, dry_run: bool) -> Result<Rotation> {
+/// `archived` gets the archive's name as soon as the exchange made it.
+fn rotate_root(
+    top: &TopLevel,
+    t: &Target,
+    node: Node,
+    dry_run: bool,
+    archived: &mut Option<String>,
+) -> Result<Rotation> {
     let root = top.join(&t.root);
     if node == Node::Missing {
         if dry_run {
@@ -189,6 +233,7 @@ fn rotate_root(top: &TopLevel, t: &Target, node: Node, dry_run: bool) -> Result<
         discard_own(&blank);
         return Err(e);
     }
+    *archived = Some(name.clone());
     fault::point("after exchanging root and blank");
     let id = btrfs::subvolume_id(&blank)?;
     Ok(Rotation::Archived(Archive {

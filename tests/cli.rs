@@ -33,6 +33,7 @@ fn subcommand_help_exits_0_and_lists_the_flags() {
         "--keep-at-least",
         "--budget-ms",
         "--dry-run",
+        "--status-file",
     ] {
         assert!(run.stdout.contains(flag), "rotate --help lacks {flag}");
     }
@@ -83,6 +84,7 @@ fn assert_usage_error(test: &str, args: &[&str]) {
     assert!(!mnt.exists(), "{args:?}: mount point created");
     if let Some(fx) = &fx {
         assert_eq!(Some(fx.state()), before, "{args:?} touched the filesystem");
+        assert!(!fx.status_file().exists(), "{args:?} wrote a status file");
         assert_eq!(
             fx.read("@root/etc/machine-state").as_deref(),
             Some("live root\n")
@@ -287,6 +289,24 @@ fn stray_positional_argument_is_a_usage_error() {
             "extra",
         ],
     );
+}
+
+#[test]
+fn a_relative_status_file_is_a_usage_error_and_touches_nothing() {
+    for bad in ["status.json", "/run/root-rotate/"] {
+        assert_usage_error(
+            "usage_status_file",
+            &[
+                "rotate",
+                "--device",
+                "{dev}",
+                "--mount-point",
+                "{mnt}",
+                "--status-file",
+                bad,
+            ],
+        );
+    }
 }
 
 /// Every usage error is one line on stderr.

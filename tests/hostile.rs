@@ -369,6 +369,8 @@ fn under_systemd_lines_go_to_the_journal_stream_with_levels() {
             os(&fx.dev),
             os("--mount-point"),
             mnt.as_os_str(),
+            os("--status-file"),
+            fx.status_file().as_os_str(),
         ],
         &[("JOURNAL_STREAM", &stream)],
         Stdio::from(file),

@@ -318,3 +318,276 @@ fn rotate_refuses_a_root_that_is_not_a_subvolume() {
     assert!(run.stderr_has("@root"), "{run:#?}");
     assert_eq!(fx.state(), before, "nothing may change");
 }
+
+// ------------------------------------------------------------ status file
+
+/// The status file, parsed; it must be one JSON object on one line.
+fn status_of(text: &str) -> serde_json::Value {
+    assert!(
+        text.ends_with('\n') && text.lines().count() == 1,
+        "not one line: {text:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(text).expect("status file is JSON");
+    let mut got: Vec<&str> = v
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    got.sort();
+    let mut want = [
+        "command",
+        "exit_code",
+        "time",
+        "archived",
+        "pruned",
+        "deferred",
+        "failed",
+        "error",
+    ];
+    want.sort();
+    assert_eq!(got, want, "{text}");
+    assert_eq!(v["command"], "rotate");
+    v
+}
+
+/// `pruned`, `deferred`, `failed`.
+fn counts(v: &serde_json::Value) -> [i64; 3] {
+    ["pruned", "deferred", "failed"].map(|k| v[k].as_i64().unwrap_or(-1))
+}
+
+fn read_status(path: &std::path::Path) -> serde_json::Value {
+    let text = fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("no status file at {}: {e}", path.display()));
+    status_of(&text)
+}
+
+/// What a fresh /run held after a run: `path mode` of each entry below it,
+/// and the status file.
+struct RunDir {
+    listing: Vec<String>,
+    status: Option<String>,
+}
+
+/// Runs `rotate --device DEV --mount-point MNT extra` (and no
+/// `--status-file` unless `extra` has one) in a mount namespace of its own
+/// with an empty tmpfs on /run, as in a fresh initrd; the host's /run is
+/// never touched. Under umask 077: the modes must not depend on it.
+fn rotate_with_a_fresh_run(fx: &common::Fixture, extra: &[&str]) -> (common::Run, RunDir) {
+    let out = fx.dir().join("run-after");
+    fs::create_dir_all(&out).unwrap();
+    let script = r#"mount -t tmpfs -o mode=0755 tmpfs /run || exit 99
+umask 077
+"$@"; rc=$?
+find /run -mindepth 1 -printf '%P %m\n' | sort > "$OUT/listing"
+if [ -e /run/root-rotate/status.json ]; then cat /run/root-rotate/status.json > "$OUT/status"; else rm -f "$OUT/status"; fi
+exit $rc"#;
+    let mut args = vec![
+        "-m",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        common::BIN,
+        "rotate",
+        "--device",
+        &fx.dev,
+        "--mount-point",
+        fx.mnt.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let output = std::process::Command::new("unshare")
+        .args(&args)
+        .env("ROOT_ROTATE_LOG", "stderr")
+        .env("OUT", &out)
+        .output()
+        .expect("run unshare");
+    let run = common::Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert_ne!(run.code, 99, "cannot mount a tmpfs on /run: {run:#?}");
+    let listing = fs::read_to_string(out.join("listing"))
+        .unwrap_or_else(|e| panic!("no listing ({e}): {run:#?}"))
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let status = fs::read_to_string(out.join("status")).ok();
+    (run, RunDir { listing, status })
+}
+
+#[test]
+fn rotate_writes_its_status_file_under_run_by_default() {
+    let fx = fixture!("status_default_path");
+    let due = stamp(now() - 90 * common::DAY);
+    fx.subvol(&format!("@old_roots/{due}"));
+    let before = now();
+    // keep-at-least 0: the due archive has the highest subvolume ID.
+    let (run, after) = rotate_with_a_fresh_run(&fx, &["--keep-at-least", "0"]);
+    let run = run.ok();
+    assert!(run.warnings().is_empty(), "{run:#?}");
+    // The directory is created 0755, the file is 0644, nothing else is left.
+    assert_eq!(
+        after.listing,
+        ["root-rotate 755", "root-rotate/status.json 644"],
+        "{run:#?}"
+    );
+    let v = status_of(after.status.as_deref().unwrap());
+    let archives = fx.archives();
+    assert_eq!(archives.len(), 1, "{archives:?}");
+    assert_eq!(v["exit_code"], 0);
+    assert_eq!(v["archived"], archives[0].as_str());
+    assert_eq!(counts(&v), [1, 0, 0], "{v}");
+    assert!(v["error"].is_null(), "{v}");
+    let time = v["time"].as_i64().unwrap();
+    assert!((before..=now()).contains(&time), "{v}");
+}
+
+#[test]
+fn status_file_after_a_rotation_names_the_archive_as_list_shows_it() {
+    let fx = fixture!("status_after_rotation");
+    // Whatever was there is replaced.
+    fs::write(fx.status_file(), "stale\n").unwrap();
+    let before = now();
+    let run = fx.rr("rotate", &[]).ok();
+    let after = now();
+    let v = read_status(&fx.status_file());
+    let list = fx.rr("list", &["--json"]).ok();
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(v["archived"], list[0]["name"], "{v} vs {list:?}");
+    assert!(run.stderr_has(&format!(
+        "archived @root as @old_roots/{}",
+        v["archived"].as_str().unwrap()
+    )));
+    assert_eq!(v["exit_code"], run.code);
+    assert!(v["error"].is_null(), "{v}");
+    assert_eq!(counts(&v), [0, 0, 0], "{v}");
+    assert!(
+        (before..=after).contains(&v["time"].as_i64().unwrap()),
+        "{v}"
+    );
+    // No temporary file left beside it.
+    let names: Vec<String> = fs::read_dir(fx.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("status"))
+        .collect();
+    assert_eq!(names, ["status.json"]);
+    // Nothing to archive (a missing root is created): archived is null.
+    let fx = fixture!(bare "status_nothing_archived");
+    fx.rr("rotate", &[]).ok();
+    let v = read_status(&fx.status_file());
+    assert_eq!(v["exit_code"], 0);
+    assert!(v["archived"].is_null() && v["error"].is_null(), "{v}");
+}
+
+#[test]
+fn status_file_after_a_failed_rotate_has_its_exit_code_and_error() {
+    // No such device: fails before anything is mounted (no root needed).
+    let scratch = common::Scratch::new("status_wrong_device");
+    let path = scratch.dir.join("status.json");
+    let mnt = scratch.dir.join("mnt");
+    let run = common::rr_raw(&[
+        "rotate",
+        "--device",
+        "/nonexistent-device",
+        "--mount-point",
+        mnt.to_str().unwrap(),
+        "--status-file",
+        path.to_str().unwrap(),
+    ])
+    .fails_with(1);
+    let v = read_status(&path);
+    assert_eq!(v["exit_code"], run.code);
+    let error = run.errors()[0]
+        .strip_prefix("root-rotate: error: ")
+        .unwrap();
+    assert_eq!(v["error"], error);
+    assert_eq!(v["error"], "device /nonexistent-device does not exist");
+    assert!(v["archived"].is_null(), "{v}");
+    assert_eq!(counts(&v), [0, 0, 0], "{v}");
+
+    // A missing root on a layout with other names: refused after mounting.
+    let fx = fixture!(bare "status_missing_root");
+    fx.subvol("@persist");
+    let run = fx.rr("rotate", &[]).fails_with(1);
+    let v = read_status(&fx.status_file());
+    assert_eq!(v["exit_code"], run.code);
+    assert_eq!(
+        v["error"],
+        run.errors()[0]
+            .strip_prefix("root-rotate: error: ")
+            .unwrap()
+    );
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("@root does not exist"),
+        "{v}"
+    );
+    assert!(v["archived"].is_null(), "{v}");
+}
+
+#[test]
+fn status_file_none_or_empty_writes_nothing() {
+    let fx = fixture!("status_none");
+    for (i, off) in ["none", ""].iter().enumerate() {
+        let (run, after) = rotate_with_a_fresh_run(&fx, &["--status-file", off]);
+        run.ok();
+        assert_eq!(after.listing, Vec::<String>::new(), "--status-file {off:?}");
+        assert_eq!(fx.archives().len(), i + 1, "the rotation itself happened");
+    }
+    assert!(!fx.status_file().exists());
+}
+
+#[test]
+fn dry_run_writes_no_status_file() {
+    let fx = fixture!("status_dry_run");
+    let (run, after) = rotate_with_a_fresh_run(&fx, &["--dry-run"]);
+    assert!(run.ok().stdout.contains("would archive"));
+    assert_eq!(after.listing, Vec::<String>::new());
+    fx.rr("rotate", &["--dry-run"]).ok();
+    assert!(!fx.status_file().exists());
+    // Nor when it fails.
+    let fx = fixture!(bare "status_dry_run_fails");
+    fx.subvol("@persist");
+    fx.rr("rotate", &["--dry-run"]).fails_with(1);
+    assert!(!fx.status_file().exists());
+}
+
+#[test]
+fn an_unwritable_status_file_is_one_warning_and_keeps_the_exit_code() {
+    let fx = fixture!("status_unwritable");
+    // Its directory is a regular file.
+    let file = fx.dir().join("not-a-dir");
+    fs::write(&file, "x").unwrap();
+    let path = file.join("status.json");
+    let run = fx
+        .rr("rotate", &["--status-file", path.to_str().unwrap()])
+        .ok();
+    assert_eq!(fx.archives().len(), 1, "the rotation itself happened");
+    let warnings = run.warnings();
+    assert_eq!(warnings.len(), 1, "{run:#?}");
+    assert!(
+        warnings[0].starts_with(&format!(
+            "root-rotate: warning: status file {} not written: ",
+            path.display()
+        )),
+        "{run:#?}"
+    );
+    assert_eq!(fs::read_to_string(&file).unwrap(), "x");
+    // A failing run keeps its exit code and its one error line.
+    let fx = fixture!(bare "status_unwritable_failing");
+    fx.subvol("@persist");
+    let file = fx.dir().join("not-a-dir");
+    fs::write(&file, "x").unwrap();
+    let path = file.join("status.json");
+    let run = fx
+        .rr("rotate", &["--status-file", path.to_str().unwrap()])
+        .fails_with(1);
+    assert_eq!(run.warnings().len(), 1, "{run:#?}");
+}

@@ -1,6 +1,8 @@
 //! The rollback marker's file operations, all relative to the mounted top
 //! level: nothing here follows a symlink, blocks on a FIFO, or reads more
-//! than a few bytes, whatever was planted at the marker's name.
+//! than a few bytes, whatever was planted at the marker's name. `rotate`'s
+//! status file is written with the same temporary-file-and-rename steps,
+//! relative to its own directory.
 
 use std::path::Path;
 
@@ -128,8 +130,9 @@ pub fn remove(top: &Path, name: &str) -> Result<String> {
 
 /// Writes `contents` to the new file `tmp` in the top level (`O_CREAT |
 /// O_EXCL | O_NOFOLLOW`: a planted file or link at that name is removed
-/// first, never written through) and fsyncs it.
-pub fn write_new(top: &Path, tmp: &str, contents: &str) -> Result<()> {
+/// first, never written through), with permissions `mode` whatever the
+/// umask, and fsyncs it.
+pub fn write_new(top: &Path, tmp: &str, contents: &str, mode: u32) -> Result<()> {
     let dir = open_top(top)?;
     let path = top.join(tmp);
     match rfs::unlinkat(&dir, tmp, AtFlags::empty()) {
@@ -140,9 +143,10 @@ pub fn write_new(top: &Path, tmp: &str, contents: &str) -> Result<()> {
         &dir,
         tmp,
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
+        Mode::from_raw_mode(mode),
     )
     .map_err(|e| ctx("cannot create", &path, e))?;
+    rfs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| ctx("cannot chmod", &path, e))?;
     let mut rest = contents.as_bytes();
     while !rest.is_empty() {
         match rustix::io::write(&fd, rest) {
@@ -174,4 +178,28 @@ pub fn unlink(top: &Path, name: &str) -> Result<()> {
         Ok(()) | Err(Errno::NOENT) => Ok(()),
         Err(e) => Err(ctx("cannot remove", &top.join(name), e)),
     }
+}
+
+/// Replaces `name` in `dir` with a file holding `contents` (permissions
+/// `mode`): written to the new file `tmp` first (see `write_new`), then
+/// renamed into place, so a reader sees the old file or the new one, never
+/// a part. The temporary file is removed again if the rename fails.
+pub fn replace(dir: &Path, name: &str, tmp: &str, contents: &str, mode: u32) -> Result<()> {
+    write_new(dir, tmp, contents, mode)?;
+    rename_into_place(dir, tmp, name).inspect_err(|_| {
+        let _ = unlink(dir, tmp);
+    })
+}
+
+/// Creates the directory `dir` with permissions `mode` (whatever the umask)
+/// if it is missing; the directory above it must exist. An existing `dir` is
+/// left as it is.
+pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
+    match rfs::mkdirat(rfs::CWD, dir, Mode::from_raw_mode(mode)) {
+        Ok(()) => {}
+        Err(Errno::EXIST) => return Ok(()),
+        Err(e) => return Err(ctx("cannot create directory", dir, e)),
+    }
+    let fd = open_top(dir)?;
+    rfs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| ctx("cannot chmod", dir, e))
 }

@@ -140,11 +140,28 @@ impl Run {
     }
 }
 
-/// Runs the binary with logging to stderr.
+/// `rotate` writes a status file, by default `/run/root-rotate/status.json`,
+/// which a test must not touch: a `rotate` command line that names no
+/// `--status-file` gets `--status-file PATH` added (a fixture's file, or
+/// `none`). Other command lines are returned as they are.
+pub fn with_status_file<S: AsRef<str>>(args: &[S], path: &str) -> Vec<String> {
+    let mut out: Vec<String> = args.iter().map(|a| a.as_ref().to_owned()).collect();
+    let named = |flag: &str| out.iter().any(|a| a == flag);
+    if out.first().map(String::as_str) == Some("rotate")
+        && !named("--status-file")
+        && !named("--help")
+    {
+        out.extend(["--status-file".to_owned(), path.to_owned()]);
+    }
+    out
+}
+
+/// Runs the binary with logging to stderr (a `rotate` with no status file
+/// named writes none; see `with_status_file`).
 pub fn rr_raw(args: &[&str]) -> Run {
     Run::from(
         Command::new(BIN)
-            .args(args)
+            .args(with_status_file(args, "none"))
             .env("ROOT_ROTATE_LOG", "stderr")
             .output()
             .expect("run root-rotate"),
@@ -349,6 +366,12 @@ impl Fixture {
         &self.scratch.dir
     }
 
+    /// Where the fixture's runs of `rotate` write their status file, unless
+    /// a test names another (outside the Btrfs, so `state()` ignores it).
+    pub fn status_file(&self) -> PathBuf {
+        self.dir().join("status.json")
+    }
+
     // -- running the binary
 
     /// `root-rotate <cmd> --device DEV --mount-point MNT <extra>`, then checks
@@ -370,7 +393,9 @@ impl Fixture {
     pub fn rr_args(&self, args: &[&str]) -> Run {
         let existed = self.mnt.exists();
         let before = self.device_mount_count();
-        let run = rr_raw(args);
+        let args = with_status_file(args, self.status_file().to_str().unwrap());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = rr_raw(&args);
         assert!(
             !is_mount_point(&self.mnt),
             "root-rotate left {} mounted: {run:#?}",
@@ -847,7 +872,7 @@ macro_rules! fixture {
 /// Starts the binary with logging to stderr, without waiting for it.
 pub fn spawn_rr(args: &[String]) -> std::process::Child {
     Command::new(BIN)
-        .args(args)
+        .args(with_status_file(args, "none"))
         .env("ROOT_ROTATE_LOG", "stderr")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -966,7 +991,8 @@ impl Drop for Helper {
 }
 
 impl Fixture {
-    /// The arguments `rr` would pass: `cmd --device DEV --mount-point MNT extra`.
+    /// The arguments `rr` would pass: `cmd --device DEV --mount-point MNT
+    /// extra`, and for `rotate` the fixture's status file if extra names none.
     pub fn args(&self, cmd: &str, mnt: &Path, extra: &[&str]) -> Vec<String> {
         let mut v = vec![
             cmd.to_owned(),
@@ -976,7 +1002,7 @@ impl Fixture {
             mnt.to_string_lossy().into_owned(),
         ];
         v.extend(extra.iter().map(|s| s.to_string()));
-        v
+        with_status_file(&v, self.status_file().to_str().unwrap())
     }
 
     /// `major:minor` of the filesystem, as mountinfo shows it.
@@ -1096,6 +1122,10 @@ pub fn rr_cpu(fx: &Fixture, cmd: &str, extra: &[&str]) -> (Run, f64) {
         fx.mnt.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
+    let status_file = fx.status_file();
+    if cmd == "rotate" && !extra.contains(&"--status-file") {
+        args.extend(["--status-file", status_file.to_str().unwrap()]);
+    }
     let out = Command::new("sh")
         .args(&args)
         .env("ROOT_ROTATE_LOG", "stderr")

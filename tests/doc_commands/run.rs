@@ -14,6 +14,8 @@ use crate::fixtures::DocFixture;
 ///   fixture's loop device;
 /// - `--mount-point` (`/mnt/top`) -> a directory in the fixture, added when
 ///   the line has none, so the default `/btrfs_tmp` of the host is not used;
+/// - `rotate` gets the fixture's `--status-file` when the line names none,
+///   so the host's `/run/root-rotate/status.json` is not written;
 /// - `diff` looks at `/` in the docs; here `--path /X` becomes
 ///   `<live root>/X` and a missing `--path` the live root itself.
 pub fn argv(cmd: &DocCommand, df: &DocFixture) -> Result<Vec<String>, String> {
@@ -57,6 +59,14 @@ pub fn argv(cmd: &DocCommand, df: &DocFixture) -> Result<Vec<String>, String> {
         "diff" | "--help" | "--version" => {}
         _ if !has_mount_point => out.extend(["--mount-point".into(), path_of(&df.mnt)]),
         _ => {}
+    }
+    if sub == "rotate"
+        && !cmd
+            .words
+            .iter()
+            .any(|w| w == "--status-file" || w == "--help")
+    {
+        out.extend(["--status-file".into(), path_of(&df.fx.status_file())]);
     }
     Ok(out)
 }
