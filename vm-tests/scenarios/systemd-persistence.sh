@@ -3,7 +3,8 @@
 # root-rotate.service as NixOS renders it (onFailure "continue"), two boots.
 # Each boot the unit starts once its device unit is plugged and exits before
 # sysroot.mount starts; the new root is blank; boot 1's file in the root is
-# gone in boot 2 and sits in the newest archive; /persist keeps everything.
+# gone in boot 2 and sits in the newest archive; /persist keeps everything;
+# rotate's status file (/run/root-rotate/status.json) reaches stage 2.
 # shellcheck source=../lib/harness.sh
 . "$(dirname "$0")/../lib/harness.sh"
 # shellcheck source=../systemd-initrd/lib.sh
@@ -32,6 +33,9 @@ for n in 1 2; do
 		check "boot $n: @persist has data-$i" test -s "$MNT/@persist/data-$i"
 		check "boot $n: @persist has var/lib/data/boot-$i" test -s "$MNT/@persist/var/lib/data/boot-$i"
 	done
+	st=$(kv rotate-status)
+	check "boot $n: /run/root-rotate/status.json carried into stage 2, exit_code 0" grep -q '"exit_code":0' <<<"$st"
+	check "boot $n: the status file names the newest archive" grep -qF "\"archived\":\"${ARCH[-1]}\"" <<<"$st"
 	img_umount
 done
 result "2 boots, systemd stage 1: after the device, before sysroot.mount; root blank, /persist kept (qemu ${secs[*]} s per boot)"
