@@ -1,9 +1,10 @@
 # storage.monitoring.*: the results of rotation, snapshots, backups, checks
 # and drills as Prometheus metrics (node_exporter's textfile collector, on
-# 127.0.0.1 unless the user opens it), alerting rules tested with promtool,
-# the same metrics in Datadog (the agent's OpenMetrics check on the local
-# exporter, a narrow list: each is a billed custom metric), DogStatsD
-# service checks when a job fails, and `storage status`. Every job writes a
+# 127.0.0.1 unless the user opens it), alerting rules tested with promtool
+# (./monitoring/alerts.yml), the same metrics in Datadog (the agent's
+# OpenMetrics check on the local exporter with a narrow list, each one a
+# billed custom metric: ./monitoring/datadog-openmetrics.json), DogStatsD
+# service checks when a job ends, and `storage status`. Every job writes a
 # JSON result to /var/lib/storage; ./jobs/storage-status.sh reads them once
 # and renders the screen, --json and the metrics file, so the three agree.
 # Reference: docs/reference/monitoring.md, docs/reference/monitoring-alerts.md.
@@ -17,55 +18,178 @@ let
   inherit (lib) mkOption types mkIf;
   top = config.storage;
   cfg = config.storage.monitoring;
-  L = import ./lib.nix { inherit lib; } top;
-  stateDir = "/var/lib/storage";
-  b = top.backup;
-  snap = top.snapshots;
-
-  rootRotate = config.storage.impermanence;
-  statusArgs =
-    [
-      "--state-dir"
-      stateDir
-      "--price-per-tb"
-      (toString b.b2.pricePerTBMonth)
-      "--budget"
-      (toString b.b2.monthlyBudget)
-    ]
-    ++ lib.concatMap (d: [
-      "--filesystem"
-      "${snap.topLevelMountBase}/${d}"
-    ]) (lib.filter (d: top.disks.${d}.filesystem or "btrfs" == "btrfs") L.btrfsDisks)
-    ++ (
-      if rootRotate.enable then
-        [
-          "--root-rotate"
-          "${rootRotate.package}/bin/root-rotate"
-          "--root-rotate-device"
-          rootRotate.device
-        ]
-      else
-        [ "--no-rotation" ]
-    );
+  S = import ./status-args.nix { inherit lib; } config;
+  metricsFile = "${cfg.textfileDirectory}/storage.prom";
 
   status = pkgs.writeShellApplication {
     name = "storage-status";
     runtimeInputs = [ pkgs.jq pkgs.coreutils pkgs.gawk pkgs.btrfs-progs pkgs.gnugrep pkgs.gnused ];
     text = builtins.readFile ./jobs/storage-status.sh;
   };
-  # `storage status [ARGS]`: the admin's command, with this host's inputs.
+  # `storage status [--json]`: the admin's command, with this host's inputs.
   storageCommand = pkgs.writeShellApplication {
     name = "storage";
     runtimeInputs = [ status ];
-    text = ''
-      exec storage-cli ${lib.escapeShellArgs statusArgs} "$@"
-    '';
+    text = builtins.readFile ./jobs/storage.sh;
+    runtimeEnv.STORAGE_STATUS_ARGS = lib.escapeShellArgs S.args;
   };
+  refresh = "+${status}/bin/storage-status ${lib.escapeShellArgs S.args} --prometheus ${metricsFile}";
+  notify = pkgs.writeShellApplication {
+    name = "storage-notify";
+    runtimeInputs = [ pkgs.coreutils pkgs.hostname ];
+    text = builtins.readFile ./jobs/notify.sh;
+  };
+
+  # The job units and the job name each reports as (from the options, not
+  # from config.systemd.services, which this module defines).
+  imp = config.storage.impermanence;
+  jobUnits =
+    lib.optionalAttrs (top.snapshots.enable && top.snapshots.subvolumes != [ ]) { "btrbk-storage" = "snapshots"; }
+    // lib.optionalAttrs top.backup.enable (
+      { "restic-backups-storage" = "backup"; "storage-backup-check" = "backup-check"; }
+      // lib.optionalAttrs top.backup.drill.enable { "storage-restore-drill" = "restore-drill"; }
+    )
+    // lib.optionalAttrs (imp.enable && imp.prune.enable) { "root-rotate-prune" = "rotation"; };
+  ddMetrics = (lib.importJSON ./monitoring/datadog-openmetrics.json).instances;
 in
 {
   options.storage.monitoring = {
-    enable = lib.mkEnableOption "metrics, alerts and `storage status` for rotation, snapshots, backups, checks and drills";
+    enable = lib.mkEnableOption "metrics, alerting rules and DogStatsD notifications for rotation, snapshots, backups, checks and drills";
+
+    textfileDirectory = mkOption {
+      type = types.strMatching "/[^[:space:]]*[^/]";
+      default = "/var/lib/prometheus-node-exporter-text";
+      description = "node_exporter's textfile directory; `storage-status` writes `storage.prom` there after every job and every `refreshInterval`.";
+    };
+    refreshInterval = mkOption {
+      type = types.str;
+      default = "5min";
+      description = "How often `storage-metrics.timer` rewrites the metrics (ages, disks, rotation) between jobs.";
+    };
+    nodeExporter.enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Run `services.prometheus.exporters.node` with the textfile collector
+        on this directory. It listens on `127.0.0.1:9100` (`mkDefault`): set
+        `services.prometheus.exporters.node.listenAddress` and `openFirewall`
+        yourself to expose it to a network.
+      '';
+    };
+    alertRules = mkOption {
+      type = types.path;
+      readOnly = true;
+      default = ./monitoring/alerts.yml;
+      defaultText = lib.literalMD "`nixos-module/storage/monitoring/alerts.yml`";
+      description = ''
+        The Prometheus alerting rules (tested with `promtool test rules`).
+        Added to `services.prometheus.ruleFiles` when this host runs
+        Prometheus; otherwise load the file on your Prometheus server.
+      '';
+    };
+    datadog = {
+      enable = lib.mkEnableOption "the Datadog agent: the storage metrics through its OpenMetrics check, and DogStatsD service checks when a job ends";
+      apiKeyFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/run/secrets/datadog-api-key";
+        description = "Absolute path, as a string, of a root-only file holding the Datadog API key (never the key itself; a `/nix/store` path fails an assertion).";
+      };
+      site = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "datadoghq.eu";
+        description = "`services.datadog-agent.site` (null: the agent's default, datadoghq.com).";
+      };
+    };
   };
 
-  config = mkIf (top.enable && cfg.enable) { };
+  config = mkIf (top.enable && cfg.enable) (
+    lib.mkMerge [
+      {
+        environment.systemPackages = [ storageCommand ];
+        systemd.tmpfiles.rules = [
+          "d /var/lib/storage 0700 root root -"
+          "d ${cfg.textfileDirectory} 0755 root root -"
+        ];
+        storage.impermanence.persistence.directories = lib.mkIf top.impermanentRoot [ "/var/lib/storage" ];
+
+        systemd.services = lib.mkMerge [
+          {
+            storage-metrics = {
+              description = "Write the storage metrics for node_exporter's textfile collector";
+              serviceConfig = {
+                Type = "oneshot";
+                ExecStart = refresh;
+              };
+            };
+          }
+          # Fresh metrics as soon as a job ends, whatever its result.
+          (lib.mapAttrs (_: _: { serviceConfig.ExecStopPost = lib.mkAfter [ refresh ]; }) jobUnits)
+        ];
+        systemd.timers.storage-metrics = {
+          wantedBy = [ "timers.target" ];
+          timerConfig = {
+            OnBootSec = "1min";
+            OnUnitActiveSec = cfg.refreshInterval;
+          };
+        };
+
+        services.prometheus.exporters.node = mkIf cfg.nodeExporter.enable {
+          enable = true;
+          listenAddress = lib.mkDefault "127.0.0.1";
+          port = lib.mkDefault 9100;
+          extraFlags = [ "--collector.textfile.directory=${cfg.textfileDirectory}" ];
+        };
+        services.prometheus.ruleFiles = mkIf config.services.prometheus.enable [ cfg.alertRules ];
+      }
+
+      (mkIf cfg.datadog.enable {
+        assertions = [
+          {
+            assertion =
+              cfg.datadog.apiKeyFile != null
+              && lib.hasPrefix "/" cfg.datadog.apiKeyFile
+              && !lib.hasPrefix builtins.storeDir cfg.datadog.apiKeyFile;
+            message = ''storage.monitoring.datadog.apiKeyFile must be the absolute path of a root-only file holding the key, as a string outside the Nix store, e.g. storage.monitoring.datadog.apiKeyFile = "/run/secrets/datadog-api-key";'';
+          }
+          {
+            assertion = cfg.nodeExporter.enable || config.services.prometheus.exporters.node.enable;
+            message = "storage.monitoring.datadog scrapes the local node exporter: keep storage.monitoring.nodeExporter.enable = true.";
+          }
+        ];
+        services.datadog-agent = {
+          enable = true;
+          apiKeyFile = cfg.datadog.apiKeyFile;
+          site = lib.mkIf (cfg.datadog.site != null) cfg.datadog.site;
+          checks.openmetrics = {
+            init_config = { };
+            instances = map (
+              i: i // { openmetrics_endpoint = "http://127.0.0.1:${toString config.services.prometheus.exporters.node.port}/metrics"; }
+            ) ddMetrics;
+          };
+        };
+        # One DogStatsD service check per job run: ok or critical, and an
+        # event on failure (./jobs/notify.sh).
+        systemd.services = lib.mkMerge [
+          (lib.mapAttrs (_: job: {
+            onFailure = [ "storage-notify-failed@${job}.service" ];
+            onSuccess = [ "storage-notify-ok@${job}.service" ];
+          }) jobUnits)
+          {
+            "storage-notify-failed@" = {
+              description = "DogStatsD: storage job %i failed";
+              serviceConfig.Type = "oneshot";
+              serviceConfig.ExecStart = "${notify}/bin/storage-notify %i critical ${lib.escapeShellArg "storage job %i failed on %H: journalctl -u storage-* -u btrbk-storage -u restic-backups-storage -u root-rotate-prune"}";
+            };
+            "storage-notify-ok@" = {
+              description = "DogStatsD: storage job %i succeeded";
+              serviceConfig.Type = "oneshot";
+              serviceConfig.ExecStart = "${notify}/bin/storage-notify %i ok ${lib.escapeShellArg "storage job %i succeeded on %H"}";
+            };
+          }
+        ];
+      })
+    ]
+  );
 }

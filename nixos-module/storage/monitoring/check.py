@@ -4,7 +4,7 @@
   check.py DIR DOC
 
 DIR holds alerts.yml, alerts.test.yml, datadog-monitors.json,
-datadog-openmetrics.yaml, contract-metrics.txt and the node_exporter sample;
+datadog-openmetrics.json, contract-metrics.txt and the node_exporter sample;
 DOC is docs/reference/monitoring-alerts.md. Prints PASS/FAIL per check and
 exits 1 on any failure.
 """
@@ -28,7 +28,7 @@ def check(name, ok, detail=""):
 rules = [r for g in yaml.safe_load(open(f"{d}/alerts.yml"))["groups"] for r in g["rules"]]
 tests = yaml.safe_load(open(f"{d}/alerts.test.yml"))["tests"]
 monitors = json.load(open(f"{d}/datadog-monitors.json"))
-om = yaml.safe_load(open(f"{d}/datadog-openmetrics.yaml"))
+om = yaml.safe_load(open(f"{d}/datadog-openmetrics.json"))
 doc = open(doc_path).read()
 
 # ---- metric catalogue: the contract's and node_exporter's ------------------
@@ -109,7 +109,7 @@ block = re.search(r"checks\.openmetrics = \{(.*?)\n```", doc, re.S)
 listed = re.findall(r'"((?:storage|node)_[a-z0-9_]+)"|\{ (node_[a-z0-9_]+) = ', block.group(1)) if block else []
 listed = [a or b for a, b in listed]
 yaml_names = [e if isinstance(e, str) else next(iter(e)) for e in inst["metrics"]]
-check("the doc's NixOS openmetrics example lists the same metrics as datadog-openmetrics.yaml",
+check("the doc's NixOS openmetrics example lists the same metrics as datadog-openmetrics.json",
       listed == yaml_names, f"{listed} != {yaml_names}")
 
 # ---- Datadog: the monitors ----------------------------------------------------
