@@ -123,6 +123,7 @@ model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 *
     def gib: "\(. / 1073741824 | fixed2) GiB";
     def m($name; $labels; $v): if $v == null then empty else {name: $name, labels: $labels, value: $v} end;
     def m($name; $v): m($name; {}; $v);
+    def n($word): "\(.) \($word)\(if . == 1 then "" else "s" end)";
     def bit: if . then 1 else 0 end;
     def fact($id; $what; $status; $time; $summary; $metrics):
       {id: $id, what: $what, status: $status, time: $time, age_seconds: (if $time == null then null else $now - $time end),
@@ -138,7 +139,7 @@ model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 *
     | ($l | map(.time | fromdateiso8601) | max) as $newest
     | ($l | map(select(.keep == false)) | length) as $due
     | (if $r.list == null then "archives unknown: \($r.list_error)"
-       else "\($l | length) archives, newest \($newest | ago), \($due) due for deletion" end) as $arch
+       else "\($l | length | n("archive")), newest \($newest | ago), \($due) due for deletion" end) as $arch
     | fact("rotation"; "rotation";
         if ($ran | not) or $st.exit_code != 0 then "fail"
         elif $r.list == null or ($st.failed // 0) > 0 then "warn" else "ok" end;
@@ -183,8 +184,8 @@ model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 *
       else ($b.last_success == null or $now - $b.last_success > $backup_stale) as $stale
       | fact("backup"; "backup"; if $b.result != "success" then "fail" elif $stale then "warn" else "ok" end; $b.finished;
           ([if $b.result == "failure" then "\($b.error // "failed") (exit \($b.exit_code))"
-            elif $b.result == "incomplete" then "incomplete (exit \($b.exit_code)): \($b.errors) errors, snapshot \($b.snapshot // "?") saved without the unreadable files"
-            else "snapshot \($b.snapshot), \($b.added_bytes // 0 | gb) added, \($b.files_new // 0) new files, \($b.errors) errors, took \($b.duration_seconds | dur)" end,
+            elif $b.result == "incomplete" then "incomplete (exit \($b.exit_code)): \($b.errors | n("error")), snapshot \($b.snapshot // "?") saved without the unreadable files"
+            else "snapshot \($b.snapshot), \($b.added_bytes // 0 | gb) added, \($b.files_new // 0 | n("new file")), \($b.errors | n("error")), took \($b.duration_seconds | dur)" end,
             if $stale or $b.result != "success" then "last success \($b.last_success | ago)\(if $stale then " (limit \($backup_stale | dur))" else "" end)" else empty end,
             if $b.repository_size_bytes != null then "repository \($b.repository_size_bytes | gb)" else empty end] | join("; "));
           [m("storage_backup_last_success_timestamp_seconds"; $b.last_success),
