@@ -26,7 +26,7 @@
 # this boot is FAIL. Its metrics are omitted, never faked as zeros.
 # Exit status: 0 every fact OK, 1 some WARN, 2 some FAIL (for every
 # rendering; a timer writing --prometheus should accept 1 and 2), 64 usage
-# error, 73 the metrics file could not be written.
+# error, 70 internal error, 73 the metrics file could not be written.
 set -euo pipefail
 
 me=storage-status
@@ -62,11 +62,14 @@ boot_time=${boot_time:-$(awk '$1 == "btime" { print $2 }' /proc/stat)}
 [[ $now =~ ^[0-9]+$ && $boot_time =~ ^[0-9]+$ ]] || usage
 
 # --- Inputs, gathered into one JSON document --------------------------------
-json_file() { # json_file FILE: its JSON, {"invalid":true} when unreadable, null when missing
-  if [ ! -e "$1" ]; then echo null; else jq -c 'if type == "object" then . else error end' "$1" 2>/dev/null || echo '{"invalid":true}'; fi
+json_file() { # json_file FILE [CONDITION]: its JSON object, {"invalid":true} if unreadable or not so, null if missing
+  if [ ! -e "$1" ]; then echo null; else jq -c "if type == \"object\" and (${2:-true}) then . else error end" "$1" 2>/dev/null || echo '{"invalid":true}'; fi
 }
+run='(.result | type) == "string" and (.finished | type) == "number"'
 jobs=$(for j in backup backup-check restore-drill snapshots; do
-  printf '{"%s":%s}\n' "$j" "$(json_file "$state_dir/$j.json")"
+  cond=$run
+  [ "$j" != snapshots ] || cond="$run and (.interval_seconds | type) == \"number\" and (.subvolumes | type) == \"object\""
+  printf '{"%s":%s}\n' "$j" "$(json_file "$state_dir/$j.json" "$cond")"
 done | jq -cs add)
 
 rot=null
@@ -96,7 +99,9 @@ disks=$(for fs in "${filesystems[@]}"; do
     def field($k): [$u | splits("\n") | select(test("^\\s*" + $k + ":")) | sub("^[^:]*:\\s*"; "") | tonumber] | first;
     {mount: $mount,
      error: (if $urc != 0 then ($u | split("\n") | map(select(. != "")) | last)
-             elif $src != 0 then ($s | split("\n") | map(select(. != "")) | last) else null end),
+             elif $src != 0 then ($s | split("\n") | map(select(. != "")) | last)
+             elif field("Device size") == null or field("Device unallocated") == null then "no Device size/unallocated in btrfs filesystem usage"
+             else null end),
      size_bytes: (if $urc == 0 then field("Device size") else null end),
      unallocated_bytes: (if $urc == 0 then field("Device unallocated") else null end),
      errors: ([$s | splits("\n") | capture("^\\[(?<dev>[^]]*)\\]\\.(?<type>\\w+)\\s+(?<n>[0-9]+)$")]
@@ -129,14 +134,14 @@ model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 *
       {id: $id, what: $what, status: $status, time: $time, age_seconds: (if $time == null then null else $now - $time end),
        age: ($time | ago), summary: $summary, metrics: $metrics};
     def never($id; $what; $file): fact($id; $what; "warn"; null; "never ran (no \($file))"; []);
-    def unreadable($id; $what; $file): fact($id; $what; "warn"; null; "\($file) is not a JSON object"; []);
+    def unreadable($id; $what; $file): fact($id; $what; "warn"; null; "\($file) is unreadable (not a result record)"; []);
 
   # Rotation: root-rotate list --json and the boot record.
   [ ($in.rotation // empty) as $r
     | ($r.status // {}) as $st
     | ($r.status != null and ($st.time | type) == "number" and $st.time >= $in.boot_time) as $ran
     | ($r.list // []) as $l
-    | ($l | map(.time | fromdateiso8601) | max) as $newest
+    | ($l | map(.time | try fromdateiso8601 catch empty) | max) as $newest
     | ($l | map(select(.keep == false)) | length) as $due
     | (if $r.list == null then "archives unknown: \($r.list_error)"
        else "\($l | length | n("archive")), newest \($newest | ago), \($due) due for deletion" end) as $arch
@@ -249,7 +254,7 @@ model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 *
      exit_code: {ok: 0, warn: 1, fail: 2}[$status], facts: $facts,
      metrics: ([$facts[].metrics[]]
        + [m("storage_backup_monthly_budget_dollars"; $in.budget), m("storage_status_generated_timestamp_seconds"; $now)])}
-  ' <<<"$input")
+  ' <<<"$input") || { echo "$me: cannot build the status model (a bug: report it with the files in $state_dir)" >&2; exit 70; }
 rc=$(jq -r .exit_code <<<"$model")
 
 # --- Renderings --------------------------------------------------------------
