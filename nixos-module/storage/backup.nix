@@ -8,7 +8,9 @@
 # ./jobs/restore-drill.sh (storage-restore-drill.timer) restores the newest
 # snapshot and proves it: sampled files byte for byte, PostgreSQL recovered
 # and pg_amcheck'd with the row count recorded at backup time, Redis' RDB
-# checked and loaded. Reference:
+# checked and loaded. Each writes its result to /var/lib/storage
+# (backup.json, backup-check.json, restore-drill.json) for storage-status
+# (docs/reference/monitoring.md). Reference:
 # docs/reference/nixos-options.md, docs/how-to/backups.md.
 {
   config,
@@ -144,7 +146,7 @@ let
   };
   checker = pkgs.writeShellApplication {
     name = "storage-backup-check";
-    runtimeInputs = [ restic pkgs.gnugrep pkgs.gnused pkgs.coreutils ];
+    runtimeInputs = [ restic pkgs.jq pkgs.gnugrep pkgs.gnused pkgs.coreutils ];
     text = builtins.readFile ./jobs/restic-check.sh;
   };
 
@@ -378,7 +380,7 @@ in
     # of `paths`, unlock and forget --prune with pruneOpts, plus one-line
     # errors and the cost line (./jobs/restic-backup.sh).
     systemd.services."restic-backups-${name}".serviceConfig.ExecStart = lib.mkForce [
-      "${runner}/bin/storage-backup --host ${top.hostname} --price-per-tb ${usd b2.pricePerTBMonth} --timeout ${cfg.timeout} ${lib.escapeShellArgs sourcePaths} -- ${lib.concatStringsSep " " pruneOpts}"
+      "${runner}/bin/storage-backup --host ${top.hostname} --price-per-tb ${usd b2.pricePerTBMonth} --timeout ${cfg.timeout} --result ${stateDir}/backup.json ${lib.escapeShellArgs sourcePaths} -- ${lib.concatStringsSep " " pruneOpts}"
     ];
 
     # Results (the drill's, and the record backed up with each run) survive
@@ -433,7 +435,7 @@ in
         CacheDirectoryMode = "0700";
         PrivateTmp = true;
         Nice = 10;
-        ExecStart = "${checker}/bin/storage-backup-check ${toString cfg.check.parts}";
+        ExecStart = "${checker}/bin/storage-backup-check --result ${stateDir}/backup-check.json ${toString cfg.check.parts}";
       };
     };
     systemd.timers.storage-backup-check = {

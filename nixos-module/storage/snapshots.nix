@@ -3,7 +3,10 @@
 # btrbk module (services.btrbk.instances.storage -> /etc/btrbk/storage.conf,
 # btrbk-storage.service and .timer). Before each run a quiesce step
 # (./jobs/quiesce.sh) makes Redis write its RDB file and PostgreSQL
-# checkpoint. Reference: docs/reference/storage-profiles.md#snapshots.
+# checkpoint. After each run, failed ones included, ./jobs/snapshot-report.sh
+# (ExecStopPost) writes /var/lib/storage/snapshots.json for storage-status.
+# Reference: docs/reference/storage-profiles.md#snapshots,
+# docs/reference/monitoring.md.
 {
   config,
   lib,
@@ -135,6 +138,37 @@ let
     text = builtins.readFile ./jobs/quiesce.sh;
   };
 
+  # The record of each run (./jobs/snapshot-report.sh), for storage-status.
+  stateDir = "/var/lib/storage";
+  report = pkgs.writeShellApplication {
+    name = "storage-snapshot-report";
+    runtimeInputs = [ pkgs.coreutils pkgs.findutils pkgs.jq ];
+    text = builtins.readFile ./jobs/snapshot-report.sh;
+  };
+  # The timer's period, for the report (a snapshot is stale after 2 x it):
+  # hourly, daily, and *:0/N (every N minutes) are recognised.
+  intervalOf =
+    s:
+    let
+      every = builtins.match "[*]:0?0/([0-9]+)(:00)?" s;
+    in
+    if lib.elem s [ "hourly" "*:00" "*:00:00" "*-*-* *:00:00" ] then 3600
+    else if lib.elem s [ "daily" "*-*-* 00:00:00" ] then 86400
+    else if every != null then 60 * lib.toInt (lib.head every)
+    else null;
+  reportLine = lib.escapeShellArgs (
+    [
+      "${report}/bin/storage-snapshot-report"
+      "--result" "${stateDir}/snapshots.json"
+      "--interval" (toString cfg.intervalSeconds)
+      "--preserve" (policy cfg.retention)
+      "--preserve-min" cfg.retention.min
+      "--hour-of-day" (toString cfg.retention.hourOfDay)
+    ]
+    ++ lib.concatMap (d: [ "--dir" "${topMount d}/${cfg.snapshotSubvolume}" ]) disks
+    ++ cfg.subvolumes
+  );
+
   # A database's data directory should be on a snapshotted subvolume.
   snapshotted = map (n: L.enabledSubvolumes.${n}.mountpoint) (
     lib.filter (n: L.enabledSubvolumes ? ${n}) cfg.subvolumes
@@ -249,6 +283,19 @@ in
       '';
     };
 
+    intervalSeconds = mkOption {
+      type = types.nullOr types.ints.positive;
+      default = intervalOf cfg.schedule;
+      defaultText = lib.literalMD "from `schedule`: `hourly` 3600, `daily` 86400, `*:0/N` N minutes";
+      example = 1800;
+      description = ''
+        The period of `schedule` in seconds. The run record
+        (`/var/lib/storage/snapshots.json`, read by `storage-status`) carries
+        it: a subvolume whose last snapshot is older than twice this is
+        stale. Must be set for a schedule not of the forms above.
+      '';
+    };
+
     retention = mkOption {
       type = retentionType;
       default = { };
@@ -359,6 +406,12 @@ in
         assertion = (L.enabledSubvolumes.${cfg.snapshotSubvolume} or { disk = null; }).disk == d;
         message = ''storage.snapshots: disk "${d}" holds snapshotted subvolumes but no "${cfg.snapshotSubvolume}" subvolume (snapshots stay on their filesystem); add storage.btrfs.subvolumes."${cfg.snapshotSubvolume}" = { disk = "${d}"; }.'';
       }) disks
+      ++ [
+        {
+          assertion = cfg.intervalSeconds != null;
+          message = ''storage.snapshots.intervalSeconds: cannot tell the period of schedule "${cfg.schedule}"; set it (seconds between snapshot runs).'';
+        }
+      ]
       ++ lib.optional (tgt != null) {
         assertion = (L.enabledSubvolumes.${tgt.subvolume} or { disk = null; }).disk == tgt.disk;
         message = ''storage.snapshots.copies: "${tgt.subvolume}" must be an enabled subvolume on disk "${tgt.disk}".'';
@@ -386,7 +439,10 @@ in
 
     # The layout creates @snapshots; on a filesystem made before it, a
     # plain directory does too (btrbk does not create its snapshot_dir).
-    systemd.tmpfiles.rules = map (d: "d ${topMount d}/${cfg.snapshotSubvolume} 0755 root root -") disks;
+    systemd.tmpfiles.rules =
+      map (d: "d ${topMount d}/${cfg.snapshotSubvolume} 0755 root root -") disks
+      # The run records (storage.backup declares the directory when enabled).
+      ++ lib.optional (!top.backup.enable) "d ${stateDir} 0700 root root -";
 
     services.btrbk.instances.storage = {
       onCalendar = cfg.schedule;
@@ -401,7 +457,14 @@ in
         # `-`: a failure is logged, the snapshots are still taken.
         "${lib.optionalString (!cfg.quiesce.mustSucceed) "-"}+${quiesce}/bin/storage-quiesce ${lib.escapeShellArgs quiesceArgs}"
       );
+      # After every run, failed ones too: systemd passes $SERVICE_RESULT and
+      # $EXIT_STATUS. `+`: as root (the state directory is root's); `-`: a
+      # failing report never turns the snapshot run into a failure.
+      serviceConfig.ExecStopPost = [ "-+${reportLine}" ];
     };
+    # The run records survive an impermanent root (storage.backup declares
+    # the same directory when it is enabled).
+    storage.impermanence.persistence.directories = lib.mkIf (top.impermanentRoot && !top.backup.enable) [ stateDir ];
     systemd.timers.btrbk-storage.timerConfig.AccuracySec = lib.mkForce "1min";
   };
 }

@@ -67,7 +67,7 @@ in
       };
       envFile = "/run/secrets/b2-credentials";
       execStart = [
-        "<storage-backup>/storage-backup --host hetzner --price-per-tb 6.00 --timeout 6h ${mnt}/@caddy ${mnt}/@home ${mnt}/@persist ${mnt}/@postgresql ${mnt}/@redis ${mnt}/@backups /var/lib/storage/backup-record -- --keep-daily 30 --keep-weekly 12 --keep-monthly 12"
+        "<storage-backup>/storage-backup --host hetzner --price-per-tb 6.00 --timeout 6h --result /var/lib/storage/backup.json ${mnt}/@caddy ${mnt}/@home ${mnt}/@persist ${mnt}/@postgresql ${mnt}/@redis ${mnt}/@backups /var/lib/storage/backup-record -- --keep-daily 30 --keep-weekly 12 --keep-monthly 12"
       ];
       prepare = lib.concatStringsSep " | " [
         "<storage-quiesce>/storage-quiesce --timeout 120 --record /var/lib/storage/backup-record/record.json --best-effort"
@@ -84,7 +84,7 @@ in
       check = {
         env = "s3:https://s3.eu-central-003.backblazeb2.com/acme-backups/hetzner";
         envFile = "/run/secrets/b2-credentials";
-        exec = "<storage-backup-check>/storage-backup-check 12";
+        exec = "<storage-backup-check>/storage-backup-check --result /var/lib/storage/backup-check.json 12";
         timer = "Sun 05:00";
       };
     };

@@ -2,7 +2,8 @@
 # against real NixOS: the btrbk configuration nixpkgs' module renders
 # (/etc/btrbk/storage.conf) for a laptop (zephyrus, with copies to its
 # secondary NVMe) and a server (hetzner), the timer, the top-level mounts,
-# the quiesce ExecStartPre, and the retention defaults of every profile.
+# the quiesce ExecStartPre, the run report (ExecStopPost) and the
+# retention defaults of every profile.
 # ../storage/jobs/btrbk-test runs Debian's btrbk with the same text. Run by ./run.
 { nixos, disko }:
 let
@@ -165,6 +166,38 @@ in
         ''storage.snapshots: disk "secondary" holds snapshotted subvolumes but no "@snapshots" subvolume (snapshots stay on their filesystem); add storage.btrfs.subvolumes."@snapshots" = { disk = "secondary"; }.''
       ];
       disabled = { };
+    };
+  };
+
+  # After every run, storage-snapshot-report (ExecStopPost, as root, its
+  # failure ignored) records it with the policy btrbk got, the interval of
+  # the schedule and every snapshot directory; a schedule whose period it
+  # cannot tell needs storage.snapshots.intervalSeconds.
+  testSnapshotsRunReport = {
+    expr =
+      let
+        post = c: map (s: "-+" + unstore (lib.removePrefix "-+" (noContext s))) c.systemd.services.btrbk-storage.serviceConfig.ExecStopPost;
+        odd = [ { storage.snapshots.schedule = "Mon..Fri 08..18:00"; } ];
+      in
+      {
+        hetzner = post (hostWith "hetzner" [ ]);
+        yoga = post (hostWith "yoga" [ ]);
+        every30 = (hostWith "yoga" [ { storage.snapshots.schedule = "*:0/30"; } ]).storage.snapshots.intervalSeconds;
+        unknown = builtins.filter (lib.hasPrefix "storage.snapshots.intervalSeconds") (failedAssertions (hostWith "yoga" odd));
+        set = (hostWith "yoga" (odd ++ [ { storage.snapshots.intervalSeconds = 7200; } ])).storage.snapshots.intervalSeconds;
+      };
+    expected = {
+      hetzner = [
+        "-+storage-snapshot-report --result /var/lib/storage/snapshots.json --interval 900 --preserve '48h 30d 12w 12m' --preserve-min 2h --hour-of-day 0 --dir /mnt/btrfs/main/@snapshots @caddy @home @persist @postgresql @redis"
+      ];
+      yoga = [
+        "-+storage-snapshot-report --result /var/lib/storage/snapshots.json --interval 3600 --preserve '24h 7d 4w 12m' --preserve-min latest --hour-of-day 0 --dir /mnt/btrfs/main/@snapshots @home @persist @root"
+      ];
+      every30 = 1800;
+      unknown = [
+        ''storage.snapshots.intervalSeconds: cannot tell the period of schedule "Mon..Fri 08..18:00"; set it (seconds between snapshot runs).''
+      ];
+      set = 7200;
     };
   };
 }
