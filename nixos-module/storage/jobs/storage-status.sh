@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # storage-status: is this host's storage healthy? One reader, three renderings.
 #   storage-status [--state-dir DIR] [--root-rotate-json FILE | --root-rotate-args 'ARGS' | --no-rotation]
-#     [--boot-status FILE] [--boot-time EPOCH] [--price-per-tb USD] [--budget USD]
+#     [--boot-status FILE] [--boot-time EPOCH] [--price-per-tb USD] [--budget USD] [--drill-interval SECONDS]
 #     [--filesystem MOUNTPOINT... | --no-filesystems] [--now EPOCH] [--json | --prometheus FILE]
 # Reads the jobs' result files in --state-dir (/var/lib/storage: backup.json,
 # backup-check.json, restore-drill.json, snapshots.json), the archives of
@@ -20,7 +20,8 @@
 #   --prometheus FILE the metrics (node_exporter textfile format, HELP and
 #                     TYPE lines, base units) to FILE.tmp, then renamed to FILE.
 # Thresholds (the alert rules use the same): snapshots stale after 2 x the
-# interval, backup after 26 h, check after 8 d, drill after 35 d; Btrfs
+# interval, backup after 26 h, check after 8 d, drill after 35 d (or
+# --drill-interval + 5 d, exported as storage_restore_drill_interval_seconds); Btrfs
 # unallocated low under 10 GiB or 5 %; any device error; cost over --budget.
 # A job that never ran is WARN "never ran"; rotation that did not run at
 # this boot is FAIL. Its metrics are omitted, never faked as zeros.
@@ -31,15 +32,15 @@ set -euo pipefail
 
 me=storage-status
 usage() {
-  echo "usage: $me [--state-dir DIR] [--root-rotate-json FILE | --root-rotate-args 'ARGS' | --no-rotation] [--boot-status FILE] [--boot-time EPOCH] [--price-per-tb USD] [--budget USD] [--filesystem MOUNTPOINT... | --no-filesystems] [--now EPOCH] [--json | --prometheus FILE]" >&2
+  echo "usage: $me [--state-dir DIR] [--root-rotate-json FILE | --root-rotate-args 'ARGS' | --no-rotation] [--boot-status FILE] [--boot-time EPOCH] [--price-per-tb USD] [--budget USD] [--drill-interval SECONDS] [--filesystem MOUNTPOINT... | --no-filesystems] [--now EPOCH] [--json | --prometheus FILE]" >&2
   exit 64
 }
 state_dir=/var/lib/storage rr_json='' rr_args='' rotation=1 boot_status=/run/root-rotate/status.json
-boot_time='' price='' budget='' now='' mode=screen prom='' filesystems=() find_filesystems=1
+boot_time='' price='' budget='' drill_interval='' now='' mode=screen prom='' filesystems=() find_filesystems=1
 number='^[0-9]+([.][0-9]+)?$'
 while [ $# -gt 0 ]; do
   case $1 in
-    --state-dir | --root-rotate-json | --root-rotate-args | --boot-status | --boot-time | --price-per-tb | --budget | --filesystem | --now | --prometheus)
+    --state-dir | --root-rotate-json | --root-rotate-args | --boot-status | --boot-time | --price-per-tb | --budget | --drill-interval | --filesystem | --now | --prometheus)
       [ $# -ge 2 ] || usage ;;&
     --state-dir) state_dir=$2; shift 2 ;;
     --root-rotate-json) rr_json=$2; shift 2 ;;
@@ -49,6 +50,7 @@ while [ $# -gt 0 ]; do
     --boot-time) boot_time=$2; shift 2 ;;
     --price-per-tb) [[ $2 =~ $number ]] || usage; price=$2; shift 2 ;;
     --budget) [[ $2 =~ $number ]] || usage; budget=$2; shift 2 ;;
+    --drill-interval) [[ $2 =~ ^[1-9][0-9]*$ ]] || usage; drill_interval=$2; shift 2 ;;
     --filesystem) filesystems+=("$2"); shift 2 ;;
     --no-filesystems) find_filesystems=0; shift ;;
     --now) now=$2; shift 2 ;;
@@ -117,7 +119,7 @@ input=$(jq -cn --argjson now "$now" --argjson boot "$boot_time" --arg host "${HO
 
 # --- The model: facts with status, time, summary and metrics ----------------
 model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 * 86400)) \
-  --argjson drill_stale $((35 * 86400)) --argjson low_bytes $((10 * 1024 * 1024 * 1024)) --argjson low_ratio 0.05 '
+  --argjson drill_stale $((${drill_interval:-$((30 * 86400))} + 5 * 86400)) --argjson drill_interval "${drill_interval:-null}" --argjson low_bytes $((10 * 1024 * 1024 * 1024)) --argjson low_ratio 0.05 '
   . as $in | $in.now as $now
   | def dur: if . < 90 then "\(floor) s" elif . < 5400 then "\(. / 60 | round) min"
              elif . < 172800 then "\(. / 3600 | round) h" else "\(. / 86400 | round) d" end;
@@ -139,7 +141,10 @@ model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 *
   # Rotation: root-rotate list --json and the boot record.
   [ ($in.rotation // empty) as $r
     | ($r.status // {}) as $st
-    | ($r.status != null and ($st.time | type) == "number" and $st.time >= $in.boot_time) as $ran
+    # The file is in /run, emptied at every boot; the time check only guards
+    # against a copy elsewhere. An hour of slack: rotate stamps it with the
+    # clock of the initrd, which NTP may later set back (moving btime forward).
+    | ($r.status != null and ($st.time | type) == "number" and $st.time >= $in.boot_time - 3600) as $ran
     | ($r.list // []) as $l
     | ($l | map(.time | try fromdateiso8601 catch empty) | max) as $newest
     | ($l | map(select(.keep == false)) | length) as $due
@@ -224,7 +229,8 @@ model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 *
           + (if $stale then "; stale (limit \($drill_stale | dur))" else "" end);
           [m("storage_restore_drill_success"; $d.result == "success" | bit),
            m("storage_restore_drill_timestamp_seconds"; $d.finished),
-           m("storage_restore_drill_duration_seconds"; $d.duration_seconds)])
+           m("storage_restore_drill_duration_seconds"; $d.duration_seconds)]
+          + (if $drill_interval == null then [] else [m("storage_restore_drill_interval_seconds"; $drill_interval)] end))
       end]
   # Btrfs filesystems (their metrics come from node_exporter itself).
   + [$in.disks[] as $f
@@ -289,6 +295,7 @@ case $mode in
        storage_restore_drill_success: ["gauge", "1 if the last restore drill passed, else 0."],
        storage_restore_drill_timestamp_seconds: ["gauge", "End of the last restore drill."],
        storage_restore_drill_duration_seconds: ["gauge", "Duration of the last restore drill."],
+       storage_restore_drill_interval_seconds: ["gauge", "Period of the drill timer; the drill is stale 5 days after it."],
        storage_backup_estimated_monthly_cost_dollars: ["gauge", "Repository size times the storage price, per month."],
        storage_backup_monthly_budget_dollars: ["gauge", "Monthly budget for the offsite storage."],
        storage_status_generated_timestamp_seconds: ["gauge", "When storage-status wrote these metrics."]} as $meta
