@@ -43,6 +43,13 @@
   ];
   storage.impermanence.persistence.serverDefaults = true;
 
+  # Alerts go to Datadog: the agent scrapes the local node exporter (a
+  # narrow metric list) and receives a DogStatsD service check per job run.
+  storage.monitoring.datadog = {
+    enable = true;
+    apiKeyFile = "/run/secrets/datadog-api-key"; # written at run time, never in the store
+  };
+
   nix.settings.experimental-features = [
     "nix-command"
     "flakes"

@@ -13,5 +13,6 @@
     ./maintenance.nix
     ./snapshots.nix
     ./backup.nix
+    ./monitoring.nix
   ];
 }

@@ -18,22 +18,53 @@ let
   inherit (lib) mkOption types mkIf;
   top = config.storage;
   cfg = config.storage.monitoring;
-  S = import ./status-args.nix { inherit lib; } config;
   metricsFile = "${cfg.textfileDirectory}/storage.prom";
+  imp = config.storage.impermanence;
+  b = top.backup;
+
+  # storage-status's inputs on this host, one argument per line in
+  # /etc/storage/status.args: `storage status` and the metrics use the same.
+  statusArgs =
+    [ "--state-dir" "/var/lib/storage" ]
+    ++ lib.optionals b.enable [
+      "--price-per-tb" (toString b.b2.pricePerTBMonth)
+      "--budget" (toString b.b2.monthlyBudget)
+    ]
+    ++ lib.optionals (b.enable && b.drill.enable) [ "--drill-interval" (toString drillInterval) ]
+    ++ (
+      if imp.enable then
+        [
+          "--root-rotate-args"
+          (lib.concatStringsSep " " [
+            "--device" imp.device
+            "--mount-point" imp.mountPoint
+            "--archive" imp.archiveSubvolume
+            "--keep-days" (toString imp.keepDays)
+            "--keep-at-least" (toString imp.keepAtLeast)
+          ])
+        ]
+      else
+        [ "--no-rotation" ]
+    );
+  # Weekly drills (hetzner's "Sun 06:00") or monthly; the drill is stale 5
+  # days after its period.
+  drillInterval = if lib.hasInfix "-01 " b.drill.schedule || b.drill.schedule == "monthly" then 31 * 86400 else 7 * 86400;
 
   status = pkgs.writeShellApplication {
     name = "storage-status";
-    runtimeInputs = [ pkgs.jq pkgs.coreutils pkgs.gawk pkgs.btrfs-progs pkgs.gnugrep pkgs.gnused ];
+    runtimeInputs = [ pkgs.jq pkgs.coreutils pkgs.gawk pkgs.btrfs-progs pkgs.gnugrep pkgs.gnused pkgs.util-linux ]
+      ++ lib.optional imp.enable imp.package;
     text = builtins.readFile ./jobs/storage-status.sh;
   };
-  # `storage status [--json]`: the admin's command, with this host's inputs.
+  # `storage status [--json]`: the admin's command.
   storageCommand = pkgs.writeShellApplication {
     name = "storage";
     runtimeInputs = [ status ];
     text = builtins.readFile ./jobs/storage.sh;
-    runtimeEnv.STORAGE_STATUS_ARGS = lib.escapeShellArgs S.args;
   };
-  refresh = "+${status}/bin/storage-status ${lib.escapeShellArgs S.args} --prometheus ${metricsFile}";
+  # `-`: storage-status exits 1/2 on a warning/failure, which is what the
+  # metrics report; the job's own result must not change because of it.
+  refresh = "-+${storageCommand}/bin/storage status --prometheus ${metricsFile}";
   notify = pkgs.writeShellApplication {
     name = "storage-notify";
     runtimeInputs = [ pkgs.coreutils pkgs.hostname ];
@@ -42,7 +73,6 @@ let
 
   # The job units and the job name each reports as (from the options, not
   # from config.systemd.services, which this module defines).
-  imp = config.storage.impermanence;
   jobUnits =
     lib.optionalAttrs (top.snapshots.enable && top.snapshots.subvolumes != [ ]) { "btrbk-storage" = "snapshots"; }
     // lib.optionalAttrs top.backup.enable (
@@ -108,11 +138,13 @@ in
     lib.mkMerge [
       {
         environment.systemPackages = [ storageCommand ];
+        environment.etc."storage/status.args".text = lib.concatLines statusArgs;
         systemd.tmpfiles.rules = [
           "d /var/lib/storage 0700 root root -"
           "d ${cfg.textfileDirectory} 0755 root root -"
         ];
-        storage.impermanence.persistence.directories = lib.mkIf top.impermanentRoot [ "/var/lib/storage" ];
+        # (backup.nix persists it too when backups are on)
+        storage.impermanence.persistence.directories = lib.mkIf (top.impermanentRoot && !b.enable) [ "/var/lib/storage" ];
 
         systemd.services = lib.mkMerge [
           {
@@ -120,7 +152,8 @@ in
               description = "Write the storage metrics for node_exporter's textfile collector";
               serviceConfig = {
                 Type = "oneshot";
-                ExecStart = refresh;
+                ExecStart = "${storageCommand}/bin/storage status --prometheus ${metricsFile}";
+                SuccessExitStatus = "1 2"; # warnings and failures are reported, not errors
               };
             };
           }
@@ -180,7 +213,7 @@ in
             "storage-notify-failed@" = {
               description = "DogStatsD: storage job %i failed";
               serviceConfig.Type = "oneshot";
-              serviceConfig.ExecStart = "${notify}/bin/storage-notify %i critical ${lib.escapeShellArg "storage job %i failed on %H: journalctl -u storage-* -u btrbk-storage -u restic-backups-storage -u root-rotate-prune"}";
+              serviceConfig.ExecStart = "${notify}/bin/storage-notify %i critical ${lib.escapeShellArg "storage job %i failed on %H; see storage status and the journal of its unit"}";
             };
             "storage-notify-ok@" = {
               description = "DogStatsD: storage job %i succeeded";

@@ -70,6 +70,8 @@ let
     backup = { kind = "timers"; name = "restic-backups-storage"; };
     check = { kind = "timers"; name = "storage-backup-check"; };
     drill = { kind = "timers"; name = "storage-restore-drill"; };
+    metrics = { kind = "timers"; name = "storage-metrics"; };
+    exporter = { kind = "services"; name = "prometheus-node-exporter"; };
   };
   hostCase =
     name: flavour:
@@ -84,7 +86,7 @@ let
         warnings = builtins.filter (w: !deprecatedScripted w) c.warnings;
         toplevel = lib.hasPrefix "/nix/store/" drv && lib.hasSuffix ".drv" drv;
         defaultPackage = c.storage.impermanence.package.name;
-        # The five storage.* hosts snapshot, back up and drill
+        # The five storage.* hosts snapshot, back up, drill and export metrics
         # (hetzner-vps is the storage.impermanence-only example).
         jobs = lib.mapAttrs (_: u: c.systemd.${u.kind} ? ${u.name}) storageJobs;
       };
