@@ -195,6 +195,8 @@ in
           enable = true;
           apiKeyFile = cfg.datadog.apiKeyFile;
           site = lib.mkIf (cfg.datadog.site != null) cfg.datadog.site;
+          # Not among nixpkgs' default integrations (disk, network, …).
+          extraIntegrations.openmetrics = _: [ ];
           checks.openmetrics = {
             init_config = { };
             instances = map (

@@ -22,7 +22,8 @@
 # Thresholds (the alert rules use the same): snapshots stale after 2 x the
 # interval, backup after 26 h, check after 8 d, drill after 35 d (or
 # --drill-interval + 5 d, exported as storage_restore_drill_interval_seconds); Btrfs
-# unallocated low under 10 GiB or 5 %; any device error; cost over --budget.
+# unallocated low under both 10 GiB and 5 % of the device (the alert rule's
+# min(10 GiB, 5 %)); any device error; cost over --budget.
 # A job that never ran is WARN "never ran"; rotation that did not run at
 # this boot is FAIL. Its metrics are omitted, never faked as zeros.
 # Exit status: 0 every fact OK, 1 some WARN, 2 some FAIL (for every
@@ -235,12 +236,12 @@ model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 *
   # Btrfs filesystems (their metrics come from node_exporter itself).
   + [$in.disks[] as $f
     | ($f.errors | to_entries | map(select(.value > 0))) as $bad
-    | ($f.unallocated_bytes < $low_bytes or $f.unallocated_bytes < $low_ratio * $f.size_bytes) as $low
+    | ($f.unallocated_bytes < $low_bytes and $f.unallocated_bytes < $low_ratio * $f.size_bytes) as $low
     | fact("disk:\($f.mount)"; "disk \($f.mount)";
         if $f.error != null then "warn" elif ($bad | length) > 0 then "fail" elif $low then "warn" else "ok" end; $now;
         if $f.error != null then "cannot read: \($f.error)"
         else "\($f.unallocated_bytes | gib) unallocated of \($f.size_bytes | gib) (\($f.unallocated_bytes * 100 / $f.size_bytes | floor) %)"
-          + (if $low then ", low (limit 10 GiB or 5 %)" else "" end)
+          + (if $low then ", low (under 10 GiB and 5 %)" else "" end)
           + (if ($bad | length) > 0 then "; device errors: " + ($bad | map("\(.key) \(.value)") | join(", ")) else "; no device errors" end) end;
         [])
     | .unallocated_bytes = $f.unallocated_bytes | .size_bytes = $f.size_bytes | .device_errors = $f.errors]
