@@ -79,6 +79,56 @@ in
     };
   };
 
+  # Every storage.* example host, with Prometheus on the host: the exporter
+  # on 127.0.0.1 with the textfile directory, the rule file, the metrics
+  # timer; the servers (Datadog) render the OpenMetrics list and keep the
+  # API key out of every rendered file.
+  testMonitoringEveryExampleHost = {
+    expr = lib.genAttrs [ "hetzner" "contabo" "ovh" "zephyrus" "yoga" ] (
+      name:
+      let
+        h =
+          (nixos.exampleHost {
+            inherit name;
+            systemdInitrd = true;
+            persistence = "impermanence";
+            extra = [ { services.prometheus.enable = true; } ];
+          }).config;
+        dd = h.services.datadog-agent.enable;
+        etc = n: h.environment.etc.${n}.source.text;
+      in
+      {
+        failed = failedAssertions h;
+        exporter = lib.hasSuffix "--web.listen-address 127.0.0.1:9100 --collector.textfile.directory=/var/lib/prometheus-node-exporter-text\n" h.systemd.services.prometheus-node-exporter.serviceConfig.ExecStart;
+        rules = map baseNameOf h.services.prometheus.ruleFiles;
+        metricsTimer = h.systemd.timers ? storage-metrics;
+        datadog = dd;
+        openmetrics = if dd then (builtins.fromJSON (etc "datadog-agent/conf.d/openmetrics.d/conf.yaml")).instances else null;
+        keyInConfig = if dd then lib.hasInfix "api_key" (etc "datadog-agent/datadog.yaml") else null;
+      }
+    );
+    expected =
+      let
+        om = (lib.importJSON ../storage/monitoring/datadog-openmetrics.json).instances;
+        host = server: {
+          failed = [ ];
+          exporter = true;
+          rules = [ "alerts.yml" ];
+          metricsTimer = true;
+          datadog = server;
+          openmetrics = if server then om else null;
+          keyInConfig = if server then false else null;
+        };
+      in
+      {
+        hetzner = host true;
+        contabo = host true;
+        ovh = host true;
+        zephyrus = host false;
+        yoga = host false;
+      };
+  };
+
   testMonitoringAssertions = {
     expr = map (k: builtins.filter (lib.hasPrefix "storage.monitoring") (failedAssertions (host [ { storage.monitoring.datadog.apiKeyFile = lib.mkForce k; } ]))) [
       "/nix/store/0000000000000000000000000000000-dd-key"
