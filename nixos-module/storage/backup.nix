@@ -150,6 +150,22 @@ let
     text = builtins.readFile ./jobs/restic-check.sh;
   };
 
+  # A oneshot on the repository with the backup unit's variables, secrets and
+  # cache (the weekly check, the drill), after the nightly backup.
+  repositoryJob = description: serviceConfig: {
+    inherit description;
+    wants = [ "network-online.target" ];
+    after = [ "network-online.target" "restic-backups-${name}.service" ];
+    environment = lib.filterAttrs (n: v: lib.hasPrefix "RESTIC_" n && v != null) config.systemd.services."restic-backups-${name}".environment;
+    serviceConfig = {
+      Type = "oneshot";
+      EnvironmentFile = toString b2.credentialsFile;
+      CacheDirectory = "restic-backups-${name}";
+      CacheDirectoryMode = "0700";
+      Nice = 10;
+    } // serviceConfig;
+  };
+
   # A secret option's value: an absolute path string outside the Nix store.
   secretType = types.nullOr (types.either types.str types.path);
   secretProblem =
@@ -388,17 +404,8 @@ in
     storage.impermanence.persistence.directories = lib.mkIf top.impermanentRoot [ stateDir ];
     systemd.tmpfiles.rules = [ "d ${stateDir} 0700 root root -" ];
 
-    systemd.services.storage-restore-drill = mkIf cfg.drill.enable {
-      description = "Restore the newest offsite backup into scratch space and prove it";
-      wants = [ "network-online.target" ];
-      after = [ "network-online.target" "restic-backups-${name}.service" ];
-      environment = lib.filterAttrs (n: v: lib.hasPrefix "RESTIC_" n && v != null) config.systemd.services."restic-backups-${name}".environment;
-      serviceConfig = {
-        Type = "oneshot";
-        EnvironmentFile = toString b2.credentialsFile;
-        CacheDirectory = "restic-backups-${name}";
-        CacheDirectoryMode = "0700";
-        Nice = 10;
+    systemd.services.storage-restore-drill = mkIf cfg.drill.enable (
+      repositoryJob "Restore the newest offsite backup into scratch space and prove it" {
         IOSchedulingClass = "idle";
         ExecStart = lib.escapeShellArgs (
           [
@@ -412,8 +419,8 @@ in
           ++ lib.optionals (pgSource != null) [ "--postgresql" pgSource ]
           ++ lib.optionals (redisSource != null) [ "--redis" redisSource ]
         );
-      };
-    };
+      }
+    );
     systemd.timers.storage-restore-drill = mkIf cfg.drill.enable {
       wantedBy = [ "timers.target" ];
       timerConfig = {
@@ -423,20 +430,9 @@ in
       };
     };
 
-    systemd.services.storage-backup-check = {
-      description = "Read back part of the offsite restic repository";
-      wants = [ "network-online.target" ];
-      after = [ "network-online.target" "restic-backups-${name}.service" ];
-      environment = lib.filterAttrs (n: v: lib.hasPrefix "RESTIC_" n && v != null) config.systemd.services."restic-backups-${name}".environment;
-      serviceConfig = {
-        Type = "oneshot";
-        EnvironmentFile = toString b2.credentialsFile;
-        CacheDirectory = "restic-backups-${name}";
-        CacheDirectoryMode = "0700";
-        PrivateTmp = true;
-        Nice = 10;
-        ExecStart = "${checker}/bin/storage-backup-check --result ${stateDir}/backup-check.json ${toString cfg.check.parts}";
-      };
+    systemd.services.storage-backup-check = repositoryJob "Read back part of the offsite restic repository" {
+      PrivateTmp = true;
+      ExecStart = "${checker}/bin/storage-backup-check --result ${stateDir}/backup-check.json ${toString cfg.check.parts}";
     };
     systemd.timers.storage-backup-check = {
       wantedBy = [ "timers.target" ];
