@@ -140,7 +140,7 @@ let
     name = "storage-restore-drill";
     runtimeInputs =
       [ restic pkgs.jq pkgs.coreutils pkgs.findutils pkgs.gawk pkgs.gnugrep pkgs.gnused pkgs.util-linux pkgs.hostname ]
-      ++ lib.optional (pgSource != null) config.services.postgresql.package
+      ++ lib.optional (pgSource != null || dumps) config.services.postgresql.package
       ++ lib.optional (redisSource != null) config.services.redis.package;
     text = builtins.readFile ./jobs/restore-drill.sh;
   };
@@ -418,6 +418,7 @@ in
           ]
           ++ lib.optionals (pgSource != null) [ "--postgresql" pgSource ]
           ++ lib.optionals (redisSource != null) [ "--redis" redisSource ]
+          ++ lib.optionals (dumps && sourceOf "@backups" != null) [ "--dumps" "${sourceOf "@backups"}/postgresql" ]
         );
       }
     );

@@ -127,7 +127,7 @@ in
       failed = [ ];
       quiesce = "<storage-quiesce>/storage-quiesce --redis /run/redis/redis.sock --postgresql /run/postgresql --pg-port 5432 --pg-user postgres --timeout 120 --record /var/lib/storage/backup-record/record.json --best-effort";
       dump = "<storage-db-dump>/storage-db-dump --postgresql /run/postgresql --pg-port 5432 --pg-user postgres --out /var/lib/backups/postgresql --best-effort";
-      drill = "<storage-restore-drill>/storage-restore-drill --host hetzner --record-dir /var/lib/storage/backup-record --result /var/lib/storage/restore-drill.json --scratch /var/tmp --timeout 6h --postgresql ${mnt}/@postgresql --redis ${mnt}/@redis";
+      drill = "<storage-restore-drill>/storage-restore-drill --host hetzner --record-dir /var/lib/storage/backup-record --result /var/lib/storage/restore-drill.json --scratch /var/tmp --timeout 6h --postgresql ${mnt}/@postgresql --redis ${mnt}/@redis --dumps ${mnt}/@backups/postgresql";
       env = "s3:https://s3.eu-central-003.backblazeb2.com/acme-backups/hetzner";
       envFile = "/run/secrets/b2-credentials";
       after = true;

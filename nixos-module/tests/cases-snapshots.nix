@@ -7,24 +7,7 @@
 # ../storage/jobs/btrbk-test runs Debian's btrbk with the same text. Run by ./run.
 { nixos, disko }:
 let
-  inherit (nixos) lib evalSystem failedAssertions;
-  laptop = p: p == "zephyrus" || p == "yoga";
-  hostWith =
-    profile: extra:
-    (evalSystem (
-      [
-        {
-          system.stateVersion = "26.05";
-          boot.loader.grub.enable = !laptop profile;
-          boot.loader.systemd-boot.enable = laptop profile;
-          storage = {
-            enable = true;
-            inherit profile;
-          };
-        }
-      ]
-      ++ extra
-    )).config;
+  inherit (nixos) lib failedAssertions hostWith;
   noContext = builtins.unsafeDiscardStringContext;
   # Store paths replaced by the file name after them: stable across nixpkgs.
   unstore = s: lib.concatStringsSep " " (map (w: if lib.hasPrefix "/nix/store/" w then lib.last (lib.splitString "/" w) else w) (lib.splitString " " (noContext s)));

@@ -5,25 +5,8 @@
 # toplevel drvPath by ./cases.nix. Run by ./run.
 { nixos, disko }:
 let
-  inherit (nixos) lib evalSystem failedAssertions;
+  inherit (nixos) lib failedAssertions hostWith;
 
-  laptop = p: p == "zephyrus" || p == "yoga";
-  hostWith =
-    profile: extra:
-    (evalSystem (
-      [
-        {
-          system.stateVersion = "26.05";
-          boot.loader.grub.enable = !laptop profile;
-          boot.loader.systemd-boot.enable = laptop profile;
-          storage = {
-            enable = true;
-            inherit profile;
-          };
-        }
-      ]
-      ++ extra
-    )).config;
   ours = c: builtins.filter (m: lib.hasPrefix "storage" m) (failedAssertions c);
 
   # What a test reads back from a configuration.

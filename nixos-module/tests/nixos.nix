@@ -72,5 +72,23 @@ rec {
       ++ extra
     );
 
+  # A minimal host on storage PROFILE (boot loader by kind), plus modules.
+  hostWith =
+    profile: extra:
+    (evalSystem (
+      [
+        {
+          system.stateVersion = "26.05";
+          boot.loader.grub.enable = !(builtins.elem profile [ "zephyrus" "yoga" ]);
+          boot.loader.systemd-boot.enable = builtins.elem profile [ "zephyrus" "yoga" ];
+          storage = {
+            enable = true;
+            inherit profile;
+          };
+        }
+      ]
+      ++ extra
+    )).config;
+
   failedAssertions = config: map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # storage-restore-drill: prove the latest offsite backup by restoring it.
 #   storage-restore-drill --result FILE --record-dir DIR [--host NAME]
-#     [--postgresql PATH] [--redis PATH] [--scratch DIR] [--timeout DURATION]
-#     [--keep]
+#     [--postgresql PATH] [--redis PATH] [--dumps PATH] [--scratch DIR]
+#     [--timeout DURATION] [--keep]
 # Environment as for storage-backup (RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE,
 # AWS_* from the unit's EnvironmentFile, RESTIC_CACHE_DIR).
 # From the newest restic snapshot of --host it restores, into a fresh
@@ -17,7 +17,9 @@
 #     `pg_amcheck --all`, and its storage_backup.marker table holds exactly
 #     the recorded row count and this run's token;
 #   * --redis PATH: every *.rdb under it passes `redis-check-rdb`, loads in
-#     a throwaway redis-server (socket only, port 0), and holds the marker.
+#     a throwaway redis-server (socket only, port 0), and holds the marker;
+#   * --dumps PATH (the backed-up directory of storage-db-dump's files):
+#     every *.dump there is a readable pg_dump archive (`pg_restore --list`).
 # Then it writes FILE (JSON, temp + rename; written on failure too):
 #   {"job":"restore-drill","result":"success"|"failure","started":T,
 #    "finished":T,"duration_seconds":N,"snapshot":ID,"snapshot_time":"…",
@@ -30,16 +32,17 @@
 set -euo pipefail
 
 me=storage-restore-drill
-usage() { echo "usage: $me --result FILE --record-dir DIR [--host NAME] [--postgresql PATH] [--redis PATH] [--scratch DIR] [--timeout DURATION] [--keep]" >&2; exit 2; }
-result='' record_dir='' host=$(hostname) pg_path='' redis_path='' scratch_base=/var/tmp limit=6h keep=0
+usage() { echo "usage: $me --result FILE --record-dir DIR [--host NAME] [--postgresql PATH] [--redis PATH] [--dumps PATH] [--scratch DIR] [--timeout DURATION] [--keep]" >&2; exit 2; }
+result='' record_dir='' host=$(hostname) pg_path='' redis_path='' dumps_path='' scratch_base=/var/tmp limit=6h keep=0
 while [ $# -gt 0 ]; do
   case $1 in
-    --result | --record-dir | --host | --postgresql | --redis | --scratch | --timeout) [ $# -ge 2 ] || usage ;;&
+    --result | --record-dir | --host | --postgresql | --redis | --dumps | --scratch | --timeout) [ $# -ge 2 ] || usage ;;&
     --result) result=$2; shift 2 ;;
     --record-dir) record_dir=${2%/}; shift 2 ;;
     --host) host=$2; shift 2 ;;
     --postgresql) pg_path=${2%/}; shift 2 ;;
     --redis) redis_path=${2%/}; shift 2 ;;
+    --dumps) dumps_path=${2%/}; shift 2 ;;
     --scratch) scratch_base=$2; shift 2 ;;
     --timeout) limit=$2; shift 2 ;;
     --keep) keep=1; shift ;;
@@ -210,6 +213,18 @@ if [ -n "$pg_path" ]; then
     check "postgresql rows" true "not compared: the backup record has no PostgreSQL marker (not quiesced)"
   fi
   runuser -u postgres -- pg_ctl -D "$pg_data" -m fast -w stop >/dev/null 2>&1 || true
+fi
+
+# --- PostgreSQL dumps (one database each) ------------------------------------
+if [ -n "$dumps_path" ]; then
+  restore "the database dumps ($dumps_path)" --include "$dumps_path"
+  mapfile -t dumps < <(find "$target$dumps_path" -maxdepth 1 -type f -name '*.dump' 2>/dev/null | sort)
+  [ ${#dumps[@]} -gt 0 ] || die "postgresql dumps" "no *.dump under $dumps_path in the snapshot"
+  for f in "${dumps[@]}"; do
+    pg_restore --list "$f" >/dev/null 2>"$work/err" ||
+      die "postgresql dumps" "${f#"$target"} is not a readable pg_dump archive: $(head -n1 "$work/err" | oneline)"
+  done
+  check "postgresql dumps" true "${#dumps[@]} pg_dump archives readable (pg_restore --list)"
 fi
 
 # --- Redis ------------------------------------------------------------------
