@@ -29,11 +29,15 @@ for n in "$dusage" "$musage"; do
   [ "$n" -le 100 ] || usage
 done
 
-# scrub status: "Status: running" (btrfs-progs >= 5.x), older ones print
-# "scrub started at ... running for".
+# scrub status of a running scrub: "Status: running" (btrfs-progs >= 5.x,
+# once its status file has stats), "running for" (older ones), and, always
+# while running, "Time left:" (btrfs-progs 6.2 shows only that and "no stats
+# available" when the status file has none yet; found by the storage jobs
+# test with a scrub slowed through sysfs).
 scrub_running() {
-  btrfs scrub status "$1" 2>/dev/null | grep -Eqi 'status:[[:space:]]+running|running for'
+  btrfs scrub status "$1" 2>/dev/null | grep -Eqi 'status:[[:space:]]+running|running for|^time left:'
 }
+
 # balance status exits 0 when no balance runs, 1 when one is running or
 # paused, 2 on other errors (btrfs-balance(8)); an error is not "running":
 # it would skip the filesystem silently.
