@@ -65,8 +65,14 @@ boot_time=${boot_time:-$(awk '$1 == "btime" { print $2 }' /proc/stat)}
 [[ $now =~ ^[0-9]+$ && $boot_time =~ ^[0-9]+$ ]] || usage
 
 # --- Inputs, gathered into one JSON document --------------------------------
+# A mistyped --state-dir would look like a host where nothing ever ran.
+[ -d "$state_dir" ] || echo "$me: the state directory $state_dir does not exist: every job shows as never run" >&2
 json_file() { # json_file FILE [CONDITION]: its JSON object, {"invalid":true} if unreadable or not so, null if missing
-  if [ ! -e "$1" ]; then echo null; else jq -c "if type == \"object\" and (${2:-true}) then . else error end" "$1" 2>/dev/null || echo '{"invalid":true}'; fi
+  local out=''
+  [ -e "$1" ] || { echo null; return; }
+  # -s: an empty file, or two documents, are not one object either.
+  out=$(jq -cs "if length == 1 and (.[0] | type) == \"object\" and (.[0] | ${2:-true}) then .[0] else error end" "$1" 2>/dev/null) || out=''
+  echo "${out:-{\"invalid\":true\}}"
 }
 run='(.result | type) == "string" and (.finished | type) == "number"'
 jobs=$(for j in backup backup-check restore-drill snapshots; do
@@ -83,7 +89,11 @@ if [ "$rotation" = 1 ]; then
     list=$(jq -c 'if type == "array" then . else error("not an array") end' "$rr_json" 2>"$err") || list=''
   else
     read -r -a words <<<"$rr_args"
-    list=$(root-rotate list --json "${words[@]}" 2>"$err" | jq -c 'if type == "array" then . else error("not an array") end' 2>>"$err") || list=''
+    if command -v root-rotate >/dev/null; then
+      list=$(root-rotate list --json "${words[@]}" 2>"$err" | jq -c 'if type == "array" then . else error("not an array") end' 2>>"$err") || list=''
+    else
+      echo "root-rotate is not installed (give --root-rotate-args, --root-rotate-json or --no-rotation)" >"$err"
+    fi
   fi
   rot=$(jq -cn --argjson list "${list:-null}" --arg err "$(grep -v '^[[:space:]]*$' "$err" | tail -n1)" \
     --argjson status "$(json_file "$boot_status")" \
@@ -113,8 +123,8 @@ done | jq -cs .)
 
 input=$(jq -cn --argjson now "$now" --argjson boot "$boot_time" --arg host "${HOSTNAME:-$(uname -n)}" \
   --argjson jobs "$jobs" --argjson rotation "$rot" --argjson disks "$disks" \
-  --arg price "$price" --arg budget "$budget" \
-  '{now: $now, boot_time: $boot, host: $host, jobs: $jobs, rotation: $rotation, disks: $disks,
+  --arg price "$price" --arg budget "$budget" --arg bsf "$boot_status" \
+  '{now: $now, boot_time: $boot, host: $host, jobs: $jobs, rotation: $rotation, disks: $disks, boot_status_file: $bsf,
     price_per_tb: (if $price == "" then null else ($price | tonumber) end),
     budget: (if $budget == "" then null else ($budget | tonumber) end)}')
 
@@ -156,6 +166,7 @@ model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 *
         elif $r.list == null or ($st.failed // 0) > 0 then "warn" else "ok" end;
         if $r.status == null then null else $st.time end;
         (if $r.status == null then "did not run at this boot (no boot record)"
+         elif $st.invalid then "boot record unreadable (\($in.boot_status_file))"
          elif ($ran | not) then "did not run at this boot (last record from before it)"
          elif $st.exit_code != 0 then "failed at boot (exit \($st.exit_code)): \($st.error // "no message")"
          else "ran at boot (exit 0), archived \($st.archived // "nothing"), pruned \($st.pruned // 0), deferred \($st.deferred // 0)\(if ($st.failed // 0) > 0 then ", \($st.failed) could not be deleted" else "" end)" end)
@@ -223,7 +234,7 @@ model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 *
   + [$in.jobs."restore-drill" as $d
     | if $d == null then never("drill"; "restore drill"; "restore-drill.json")
       elif $d.invalid then unreadable("drill"; "restore drill"; "restore-drill.json")
-      else ($now - $d.finished > $drill_stale) as $stale | ($d.checks // []) as $ch
+      else ($now - $d.finished > $drill_stale) as $stale | ($d.checks | if type == "array" then . else [] end) as $ch
       | fact("drill"; "restore drill"; if $d.result != "success" then "fail" elif $stale then "warn" else "ok" end; $d.finished;
           (if $d.result != "success" then "\($d.error // "failed")"
            else "\($ch | map(select(.ok)) | length)/\($ch | length) checks passed, snapshot \($d.snapshot[0:8]) of \($d.snapshot_time[0:16])" end)
@@ -236,7 +247,7 @@ model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 *
   # Btrfs filesystems (their metrics come from node_exporter itself).
   + [$in.disks[] as $f
     | ($f.errors | to_entries | map(select(.value > 0))) as $bad
-    | ($f.unallocated_bytes < $low_bytes and $f.unallocated_bytes < $low_ratio * $f.size_bytes) as $low
+    | ($f.error == null and $f.unallocated_bytes < $low_bytes and $f.unallocated_bytes < $low_ratio * $f.size_bytes) as $low
     | fact("disk:\($f.mount)"; "disk \($f.mount)";
         if $f.error != null then "warn" elif ($bad | length) > 0 then "fail" elif $low then "warn" else "ok" end; $now;
         if $f.error != null then "cannot read: \($f.error)"
