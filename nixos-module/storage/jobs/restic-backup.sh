@@ -42,7 +42,10 @@ while [ $# -gt 0 ]; do
   case $1 in
     --host) [ $# -ge 2 ] || usage; host=$2; shift 2 ;;
     --price-per-tb) [ $# -ge 2 ] || usage; price=$2; shift 2 ;;
-    --timeout) [ $# -ge 2 ] || usage; limit=$2; shift 2 ;;
+    --timeout)
+      [ $# -ge 2 ] || usage
+      [[ $2 =~ ^[0-9]+(\.[0-9]+)?[smhd]?$ ]] || { echo "$me: --timeout takes a timeout(1) duration such as 90m or 6h, not '$2'" >&2; exit 2; }
+      limit=$2; shift 2 ;;
     --result) [ $# -ge 2 ] || usage; result=$2; shift 2 ;;
     --) shift; break ;;
     -*) usage ;;

@@ -52,7 +52,6 @@ done
 { [ -n "$result" ] && [ -n "$record_dir" ]; } || usage
 case $scratch_base in /*) ;; *) echo "$me: --scratch must be an absolute path" >&2; exit 2 ;; esac
 case $scratch_base in *[[:space:]]*) echo "$me: --scratch must not contain spaces" >&2; exit 2 ;; esac
-: "${RESTIC_REPOSITORY:?$me: RESTIC_REPOSITORY is not set}"
 
 started=$(date +%s)
 checks=() # JSON objects
@@ -76,9 +75,10 @@ write_result() { # write_result success|failure [ERROR]
   tmp=$result.tmp
   mkdir -p "$(dirname "$result")"
   printf '%s\n' "${checks[@]}" | jq -s --arg r "$1" --arg e "${2:-}" --argjson s "$started" --argjson f "$now" \
-    --arg id "$snapshot" --arg t "$snapshot_time" --arg repo "$RESTIC_REPOSITORY" --arg host "$host" \
+    --arg id "$snapshot" --arg t "$snapshot_time" --arg repo "${RESTIC_REPOSITORY:-}" --arg host "$host" \
     '{job: "restore-drill", result: $r, started: $s, finished: $f, duration_seconds: ($f - $s),
-      host: $host, repository: $repo, snapshot: $id, snapshot_time: $t,
+      host: $host, repository: $repo,
+      snapshot: (if $id == "" then null else $id end), snapshot_time: (if $t == "" then null else $t end),
       checks: map(select(. != null)), error: (if $e == "" then null else $e end)}' >"$tmp"
   mv -f "$tmp" "$result"
   written=1
@@ -113,6 +113,7 @@ restic_reason() { # the Fatal: line, else the first per-file error and the count
 }
 
 # --- The newest snapshot ----------------------------------------------------
+[ -n "${RESTIC_REPOSITORY:-}" ] || die "reading the repository settings" "RESTIC_REPOSITORY is not set"
 if ! restic snapshots --json --host "$host" --latest 1 >"$work/snapshots.json" 2>"$work/err"; then
   die "listing snapshots" "$(restic_reason "$work/err") [$RESTIC_REPOSITORY]"
 fi

@@ -32,7 +32,8 @@
 set -euo pipefail
 
 me=storage-status
-usage() {
+usage() { # usage [REASON]: the reason, then the synopsis, on stderr; exit 64
+  [ -z "${1:-}" ] || echo "$me: $1" >&2
   echo "usage: $me [--state-dir DIR] [--root-rotate-json FILE | --root-rotate-args 'ARGS' | --no-rotation] [--boot-status FILE] [--boot-time EPOCH] [--price-per-tb USD] [--budget USD] [--drill-interval SECONDS] [--filesystem MOUNTPOINT... | --no-filesystems] [--now EPOCH] [--json | --prometheus FILE]" >&2
   exit 64
 }
@@ -42,27 +43,28 @@ number='^[0-9]+([.][0-9]+)?$'
 while [ $# -gt 0 ]; do
   case $1 in
     --state-dir | --root-rotate-json | --root-rotate-args | --boot-status | --boot-time | --price-per-tb | --budget | --drill-interval | --filesystem | --now | --prometheus)
-      [ $# -ge 2 ] || usage ;;&
+      [ $# -ge 2 ] || usage "$1 needs a value" ;;&
     --state-dir) state_dir=$2; shift 2 ;;
     --root-rotate-json) rr_json=$2; shift 2 ;;
     --root-rotate-args) rr_args=$2; shift 2 ;;
     --no-rotation) rotation=0; shift ;;
     --boot-status) boot_status=$2; shift 2 ;;
     --boot-time) boot_time=$2; shift 2 ;;
-    --price-per-tb) [[ $2 =~ $number ]] || usage; price=$2; shift 2 ;;
-    --budget) [[ $2 =~ $number ]] || usage; budget=$2; shift 2 ;;
-    --drill-interval) [[ $2 =~ ^[1-9][0-9]*$ ]] || usage; drill_interval=$2; shift 2 ;;
+    --price-per-tb) [[ $2 =~ $number ]] || usage "--price-per-tb takes a number of dollars, not '$2'"; price=$2; shift 2 ;;
+    --budget) [[ $2 =~ $number ]] || usage "--budget takes a number of dollars, not '$2'"; budget=$2; shift 2 ;;
+    --drill-interval) [[ $2 =~ ^[1-9][0-9]*$ ]] || usage "--drill-interval takes whole seconds, not '$2'"; drill_interval=$2; shift 2 ;;
     --filesystem) filesystems+=("$2"); shift 2 ;;
     --no-filesystems) find_filesystems=0; shift ;;
     --now) now=$2; shift 2 ;;
+    --json | --prometheus) [ "$mode" = screen ] || usage "--json and --prometheus exclude each other" ;;&
     --json) mode=json; shift ;;
     --prometheus) mode=prometheus; prom=$2; shift 2 ;;
-    *) usage ;;
+    *) usage "unknown argument: $1" ;;
   esac
 done
 now=${now:-$(date +%s)}
 boot_time=${boot_time:-$(awk '$1 == "btime" { print $2 }' /proc/stat)}
-[[ $now =~ ^[0-9]+$ && $boot_time =~ ^[0-9]+$ ]] || usage
+[[ $now =~ ^[0-9]+$ && $boot_time =~ ^[0-9]+$ ]] || usage "--now and --boot-time take whole epoch seconds"
 
 # --- Inputs, gathered into one JSON document --------------------------------
 # A mistyped --state-dir would look like a host where nothing ever ran.
