@@ -64,8 +64,9 @@ pub fn list(target: &Target, retention: Retention, as_json: bool) -> Result<()> 
             ));
         }
         out.push_str(&format!(
-            "{} archives; policy: keep {} days, at least {}\n",
+            "{} archive{}; policy: keep {} days, at least {}\n",
             archives.len(),
+            if archives.len() == 1 { "" } else { "s" },
             retention.keep_days,
             retention.keep_at_least
         ));

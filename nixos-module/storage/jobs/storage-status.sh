@@ -239,7 +239,7 @@ model=$(jq -c --argjson backup_stale $((26 * 3600)) --argjson check_stale $((8 *
       else ($now - $d.finished > $drill_stale) as $stale | ($d.checks | if type == "array" then . else [] end) as $ch
       | fact("drill"; "restore drill"; if $d.result != "success" then "fail" elif $stale then "warn" else "ok" end; $d.finished;
           (if $d.result != "success" then "\($d.error // "failed")"
-           else "\($ch | map(select(.ok)) | length)/\($ch | length) checks passed, snapshot \($d.snapshot[0:8]) of \($d.snapshot_time[0:16])" end)
+           else "\($ch | map(select(.ok)) | length)/\($ch | length) checks passed, snapshot \($d.snapshot // "?" | tostring | .[0:8]) of \($d.snapshot_time // "?" | tostring | sub("[.][0-9]+"; ""))" end)
           + (if $stale then "; stale (limit \($drill_stale | dur))" else "" end);
           [m("storage_restore_drill_success"; $d.result == "success" | bit),
            m("storage_restore_drill_timestamp_seconds"; $d.finished),
