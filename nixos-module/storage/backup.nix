@@ -166,19 +166,12 @@ let
     } // serviceConfig;
   };
 
-  # A secret option's value: an absolute path string outside the Nix store.
+  # A secret option's value: an absolute path string outside the Nix store
+  # (L.secretProblem says what is wrong with it).
   secretType = types.nullOr (types.either types.str types.path);
-  secretProblem =
-    v:
-    if v == null then "is not set"
-    else if builtins.isPath v then "is a Nix path literal (${toString v}), which copies the file into the world-readable Nix store"
-    else if !(lib.isString v) then "is not a path string"
-    else if lib.hasPrefix builtins.storeDir (toString v) then "points into the Nix store (${toString v}), where every user can read it"
-    else if !(lib.hasPrefix "/" v) then "is not an absolute path (${v}); it must name a file, never hold the secret itself"
-    else null;
   secretAssertion = opt: v: example: {
-    assertion = secretProblem v == null;
-    message = ''storage.backup.b2.${opt} ${toString (secretProblem v)}. Set storage.backup.b2.${opt} to the absolute path of a root-only file written at run time, as a string, e.g. storage.backup.b2.${opt} = "${example}"; (OpNix/1Password or sops-nix write such files).'';
+    assertion = L.secretProblem v == null;
+    message = ''storage.backup.b2.${opt} ${toString (L.secretProblem v)}. Set storage.backup.b2.${opt} to the absolute path of a root-only file written at run time, as a string, e.g. storage.backup.b2.${opt} = "${example}"; (OpNix/1Password or sops-nix write such files).'';
   };
   secretOption = what: example: mkOption {
     type = secretType;

@@ -47,9 +47,22 @@ let
     ++ lib.optional (!sv.nocow && level != null) "compress=zstd:${toString level}"
     ++ lib.optional (disk != null && disk.nofail) "nofail"
     ++ sv.mountOptions;
+  # What is wrong with a secret option's value (null: nothing). It must be
+  # the absolute path of a file, as a string outside the Nix store: a path
+  # literal or a store path would copy the secret into the world-readable
+  # store, anything else would be the secret itself.
+  secretProblem =
+    v:
+    if v == null then "is not set"
+    else if builtins.isPath v then "is a Nix path literal (${toString v}), which copies the file into the world-readable Nix store"
+    else if !(lib.isString v) then "is not a path string"
+    else if lib.hasPrefix builtins.storeDir (toString v) then "points into the Nix store (${toString v}), where every user can read it"
+    else if !(lib.hasPrefix "/" v) then "is not an absolute path (${v}); it must name a file, never hold the secret itself"
+    else null;
 in
 {
   inherit
+    secretProblem
     enabledSubvolumes
     onDisk
     mounted

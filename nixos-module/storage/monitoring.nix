@@ -18,6 +18,7 @@ let
   inherit (lib) mkOption types mkIf;
   top = config.storage;
   cfg = config.storage.monitoring;
+  L = import ./lib.nix { inherit lib; } top;
   metricsFile = "${cfg.textfileDirectory}/storage.prom";
   imp = config.storage.impermanence;
   b = top.backup;
@@ -180,10 +181,7 @@ in
       (mkIf cfg.datadog.enable {
         assertions = [
           {
-            assertion =
-              cfg.datadog.apiKeyFile != null
-              && lib.hasPrefix "/" cfg.datadog.apiKeyFile
-              && !lib.hasPrefix builtins.storeDir cfg.datadog.apiKeyFile;
+            assertion = L.secretProblem cfg.datadog.apiKeyFile == null;
             message = ''storage.monitoring.datadog.apiKeyFile must be the absolute path of a root-only file holding the key, as a string outside the Nix store, e.g. storage.monitoring.datadog.apiKeyFile = "/run/secrets/datadog-api-key";'';
           }
           {

@@ -6,27 +6,20 @@
 { nixpkgs, disko, impermanence, preservation }:
 let
   nixos = import ./nixos.nix { inherit nixpkgs disko impermanence preservation; };
-  c =
-    (nixos.evalSystem [
-      {
-        system.stateVersion = "26.05";
-        networking.hostName = "hetzner";
-        boot.loader.grub.enable = true;
-        storage = {
-          enable = true;
-          profile = "hetzner";
-          backup = {
-            enable = true;
-            b2 = {
-              bucket = "acme-backups";
-              region = "eu-central-003";
-              credentialsFile = "/run/secrets/b2-credentials";
-              passwordFile = "/run/secrets/restic-password";
-            };
-          };
+  c = nixos.hostWith "hetzner" [
+    {
+      networking.hostName = "hetzner";
+      storage.backup = {
+        enable = true;
+        b2 = {
+          bucket = "acme-backups";
+          region = "eu-central-003";
+          credentialsFile = "/run/secrets/b2-credentials";
+          passwordFile = "/run/secrets/restic-password";
         };
-      }
-    ]).config;
+      };
+    }
+  ];
   s = c.systemd.services.restic-backups-storage;
 in
 {

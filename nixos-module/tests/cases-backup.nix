@@ -5,21 +5,8 @@
 # budget warning. Run by ./run.
 { nixos, disko }:
 let
-  inherit (nixos) lib evalSystem failedAssertions;
-  host =
-    backup:
-    (evalSystem [
-      {
-        system.stateVersion = "26.05";
-        networking.hostName = "hetzner";
-        boot.loader.grub.enable = true;
-        storage = {
-          enable = true;
-          profile = "hetzner";
-          inherit backup;
-        };
-      }
-    ]).config;
+  inherit (nixos) lib failedAssertions hostWith;
+  host = backup: hostWith "hetzner" [ { networking.hostName = "hetzner"; storage.backup = backup; } ];
   b2 = {
     bucket = "acme-backups";
     region = "eu-central-003";
@@ -95,21 +82,14 @@ in
   testBackupDrillWithDatabases = {
     expr =
       let
-        c =
-          (evalSystem [
-            {
-              system.stateVersion = "26.05";
-              networking.hostName = "hetzner";
-              boot.loader.grub.enable = true;
-              services.postgresql.enable = true;
-              services.redis.servers."".enable = true;
-              storage = {
-                enable = true;
-                profile = "hetzner";
-                backup = { enable = true; inherit b2; };
-              };
-            }
-          ]).config;
+        c = hostWith "hetzner" [
+          {
+            networking.hostName = "hetzner";
+            services.postgresql.enable = true;
+            services.redis.servers."".enable = true;
+            storage.backup = { enable = true; inherit b2; };
+          }
+        ];
         d = c.systemd.services.storage-restore-drill;
       in
       {
